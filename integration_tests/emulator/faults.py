@@ -1,0 +1,85 @@
+"""Fault injection and rate limiting: what makes the emulator behave like a busy, flaky API."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+FAULT_KINDS = ("429", "500", "502", "503", "drop", "slow", "truncate", "html", "nonjson")
+
+
+@dataclass
+class FaultPlan:
+    """Probability of each fault per request (0..1), drawn from a seeded generator."""
+
+    rates: Dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    slow_seconds: float = 2.0
+    path_regex: str = r"^/v3/"
+    _random: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    injected: Dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.rates) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        self._random = random.Random(self.seed)
+        self._pattern = re.compile(self.path_regex)
+
+    def draw(self, path: str) -> Optional[str]:
+        if not self.rates or not self._pattern.search(path):
+            return None
+        with self._lock:
+            roll = self._random.random()
+            for kind in FAULT_KINDS:
+                rate = self.rates.get(kind, 0.0)
+                if roll < rate:
+                    self.injected[kind] = self.injected.get(kind, 0) + 1
+                    return kind
+                roll -= rate
+        return None
+
+
+@dataclass
+class RateLimiter:
+    """A fixed window per API key, answering with SendGrid's X-RateLimit-* headers.
+
+    `reset_style` "epoch" sends X-RateLimit-Reset as a Unix time (SendGrid's docs), "delta" as seconds
+    until the reset (the spec's one definition).
+    """
+
+    limit: int = 0  # 0: unlimited
+    window_seconds: float = 1.0
+    reset_style: str = "epoch"
+    _windows: Dict[str, list] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    rejected: int = 0
+
+    def take(self, key: str) -> tuple:
+        """(allowed, headers) for one request of `key`."""
+        if not self.limit:
+            return True, {}
+        now = time.time()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or now >= window[0]:
+                window = [now + self.window_seconds, 0]
+                self._windows[key] = window
+            window[1] += 1
+            used = window[1]
+            reset_at = window[0]
+            allowed = used <= self.limit
+            if not allowed:
+                self.rejected += 1
+        reset = str(int(reset_at + 0.999)) if self.reset_style == "epoch" else f"{max(0.0, reset_at - now):.3f}"
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.limit - used)),
+            "X-RateLimit-Reset": reset,
+        }
+        return allowed, headers

@@ -1,0 +1,269 @@
+"""The SendGrid emulator: a local HTTP server that answers like the v3 API on a seeded account.
+
+Besides the API it serves a control API under `/_emulator/` (no auth): ground truth, mutations, faults,
+rate limits, API keys and request statistics, so tests and benchmarks can drive it from another process.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Iterable, List, Optional
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from .account import Account
+from .faults import FaultPlan, RateLimiter
+from .families import FAMILIES
+from .routing import BadRequest, Request, Response, Route, error
+
+FULL_ACCESS_KEY = "SG.emulator-full-access-key"
+# Scopes every key has, whatever else it was given.
+BASE_SCOPES = ("user.scopes.read",)
+
+_BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
+_HTML_ERROR = b"<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>"
+
+
+class Emulator:
+    def __init__(
+        self,
+        size: int = 100,
+        seed: int = 42,
+        counts: Optional[Dict[str, int]] = None,
+        families: Optional[Iterable[str]] = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        self.families = {name: FAMILIES[name] for name in (families or FAMILIES)}
+        merged_counts: Dict[str, int] = {}
+        for family in self.families.values():
+            merged_counts.update(family.default_counts(size))
+        merged_counts.update(counts or {})
+        self.account = Account(seed=seed, size=size, counts=merged_counts)
+        for family in self.families.values():
+            family.seed(self.account)
+        self.routes: List[Route] = [route for family in self.families.values() for route in family.routes.table]
+        self.all_scopes = sorted({*BASE_SCOPES, *(s for f in self.families.values() for s in f.SCOPES)})
+        self.keys: Dict[str, List[str]] = {FULL_ACCESS_KEY: list(self.all_scopes)}
+        self.faults = FaultPlan()
+        self.limiter = RateLimiter()
+        self.requests_log: collections.deque = collections.deque(maxlen=200_000)
+        self.counters: Dict[str, int] = collections.Counter()
+        self._counter_lock = threading.Lock()
+        self._host, self._port = host, port
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> "Emulator":
+        self._server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sendgrid-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server, "start() the emulator first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- what tests use ----------------------------------------------------------------------
+
+    def truth(self) -> Dict[str, List[Dict[str, Any]]]:
+        with self.account.lock:
+            out: Dict[str, List[Dict[str, Any]]] = {}
+            for family in self.families.values():
+                out.update(family.truth(self.account))
+            return out
+
+    def mutate(self, family: str, action: str, **params: Any) -> Dict[str, Any]:
+        with self.account.lock:
+            return self.families[family].mutate(self.account, action, params)
+
+    def add_key(self, key: str, scopes: Iterable[str]) -> None:
+        self.keys[key] = sorted({*BASE_SCOPES, *scopes})
+
+    def set_faults(self, rates: Dict[str, float], seed: int = 0, slow_seconds: float = 2.0, path_regex: str = r"^/v3/") -> None:
+        self.faults = FaultPlan(rates=dict(rates), seed=seed, slow_seconds=slow_seconds, path_regex=path_regex)
+
+    def set_rate_limit(self, limit: int, window_seconds: float = 1.0, reset_style: str = "epoch") -> None:
+        self.limiter = RateLimiter(limit=limit, window_seconds=window_seconds, reset_style=reset_style)
+
+    def stats(self) -> Dict[str, Any]:
+        with self._counter_lock:
+            counters = dict(self.counters)
+        return {"counters": counters, "faults": dict(self.faults.injected), "rate_limited": self.limiter.rejected}
+
+    def count(self, name: str) -> None:
+        with self._counter_lock:
+            self.counters[name] += 1
+
+    # --- request handling --------------------------------------------------------------------
+
+    def answer(self, request: Request) -> Response:
+        """The API's answer to one request, before faults that break the connection itself."""
+        if request.path.startswith("/_emulator/"):
+            return self._control(request)
+        key = _bearer(request.headers)
+        if key is None:
+            return error(401, "authorization required")
+        if key not in self.keys:
+            return error(401, _BAD_KEY)
+        allowed, limit_headers = self.limiter.take(key)
+        if not allowed:
+            response = error(429, "too many requests")
+            response.headers.update(limit_headers)
+            return response
+        response = self._dispatch(request, key)
+        response.headers.update(limit_headers)
+        return response
+
+    def _dispatch(self, request: Request, key: str) -> Response:
+        if request.path == "/v3/scopes" and request.method == "GET":
+            return Response(200, {"scopes": self.keys[key]})
+        path_matched = False
+        for route in self.routes:
+            found = route.pattern.match(request.path)
+            if not found:
+                continue
+            path_matched = True
+            if route.method != request.method:
+                continue
+            request.match = found.groups()
+            scope = route.scope_for(request.match)
+            if scope and scope not in self.keys[key]:
+                return error(403, "access forbidden")
+            try:
+                return route.handler(request, self.account)
+            except BadRequest as bad:
+                return error(400, str(bad), bad.field_name)
+        if path_matched:
+            return error(405, "method not allowed")
+        return error(404, "resource not found")
+
+    def _control(self, request: Request) -> Response:
+        action = request.path[len("/_emulator/") :]
+        body = request.json() or {}
+        if action == "health":
+            return Response(200, {"ok": True, "families": list(self.families), "size": self.account.size})
+        if action == "truth":
+            truth = self.truth()
+            if request.arg("counts"):
+                return Response(200, {name: len(records) for name, records in truth.items()})
+            stream = request.arg("stream")
+            return Response(200, truth.get(stream, []) if stream else truth)
+        if action == "mutate":
+            return Response(200, self.mutate(body.pop("family"), body.pop("action"), **body))
+        if action == "faults":
+            self.set_faults(**body)
+            return Response(200, {"ok": True})
+        if action == "ratelimit":
+            self.set_rate_limit(**body)
+            return Response(200, {"ok": True})
+        if action == "keys":
+            self.add_key(body["key"], body.get("scopes", []))
+            return Response(200, {"ok": True})
+        if action == "stats":
+            return Response(200, self.stats())
+        if action == "requests":
+            return Response(200, list(self.requests_log))
+        return error(404, f"no control action {action!r}")
+
+
+def _bearer(headers: Any) -> Optional[str]:
+    value = headers.get("Authorization") or ""
+    return value[len("Bearer ") :].strip() if value.startswith("Bearer ") else None
+
+
+def _handler_for(emulator: Emulator) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Without this, headers and body leave in two packets and Nagle + delayed ACK add ~40 ms a request.
+        disable_nagle_algorithm = True
+        server_version = "SendGridEmulator/1.0"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+            pass
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_POST(self) -> None:
+            self._serve()
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
+            request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
+                              self.headers, body, base_url=f"http://{host}")
+            fault = emulator.faults.draw(parts.path) if not parts.path.startswith("/_emulator/") else None
+            emulator.count(f"{self.command} {parts.path.split('/')[2] if parts.path.startswith('/v3/') else 'control'}")
+            emulator.requests_log.append({
+                "method": self.command,
+                "path": parts.path,
+                "query": parts.query,
+                "authorized": "Authorization" in self.headers,
+                "on_behalf_of": self.headers.get("on-behalf-of"),
+                "fault": fault,
+                "at": time.time(),
+            })
+            if fault == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault == "slow":
+                time.sleep(emulator.faults.slow_seconds)
+            response = _faulty_response(fault) or emulator.answer(request)
+            self._write(response, truncate=fault == "truncate")
+
+        def _write(self, response: Response, truncate: bool) -> None:
+            payload = response.payload()
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if truncate:
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(payload)
+
+    return Handler
+
+
+def _faulty_response(fault: Optional[str]) -> Optional[Response]:
+    if fault == "429":
+        return Response(429, {"errors": [{"field": None, "message": "too many requests"}]},
+                        headers={"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 1)})
+    if fault in ("500", "502", "503"):
+        return Response(int(fault), {"errors": [{"field": None, "message": "internal server error"}]})
+    if fault == "html":
+        return Response(503, raw=_HTML_ERROR, content_type="text/html")
+    if fault == "nonjson":
+        return Response(200, raw=b"<html><body>Welcome to nginx!</body></html>", content_type="text/html")
+    return None

@@ -1,0 +1,3 @@
+from .source import SourceSendgrid
+
+__all__ = ["SourceSendgrid"]

@@ -1,0 +1,283 @@
+"""The base streams: everything a SendGrid endpoint has in common lives here, so a stream class only
+states facts about its endpoint (path, records key, key, scope, pager, cursor)."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC
+from datetime import timedelta
+from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple
+
+import requests
+from airbyte_cdk.models import FailureType, SyncMode
+from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
+from airbyte_cdk.sources.streams.http import HttpStream
+from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from .config import SendgridConfig
+from .errors import RequestStats, SendgridBackoff, SendgridErrorHandler, is_missing_scope, response_body
+from .pagination import Pager, SinglePage
+from .scopes import ScopeGate
+from .windows import format_time, parse_time, utc_now, windows
+
+logger = logging.getLogger("airbyte")
+
+# (connect, read) seconds; a contacts export file is fetched elsewhere with its own timeout.
+REQUEST_TIMEOUT = (10, 120)
+# A run of empty pages this long means the server is not moving forward.
+MAX_EMPTY_PAGES_IN_A_ROW = 100
+
+
+class SendgridStream(HttpStream, ABC):
+    """One SendGrid endpoint read with Bearer auth, the region's base URL, `on-behalf-of`, a timeout,
+    our error policy and one pager."""
+
+    path_template: str = ""
+    # Key(s) of the records in the response body, first present wins; None: the body is the list.
+    records_key: Optional[Tuple[str, ...]] = None
+    primary_key: Optional[Any] = "id"
+    pager: Pager = SinglePage()
+    # Every scope the key needs for this stream (names as /v3/scopes returns them).
+    required_scopes: Tuple[str, ...] = ()
+    # The spec declares `on-behalf-of` for this endpoint.
+    accepts_subuser: bool = True
+    # The spec lists only https://api.sendgrid.com for this endpoint (ENDPOINTS.md §0).
+    us_only: bool = False
+    # A 404 means "nothing here" (e.g. a parent deleted mid-sync) rather than an error.
+    not_found_is_empty: bool = False
+
+    def __init__(self, config: SendgridConfig, scope_gate: ScopeGate, stats: RequestStats):
+        self._config = config
+        self._scope_gate = scope_gate
+        self._stats = stats
+        self._seen_pages: set = set()
+        self._empty_pages_in_a_row = 0
+        self._skipped = False
+        self._state: MutableMapping[str, Any] = {}
+        super().__init__(authenticator=TokenAuthenticator(token=config.api_key))
+
+    # --- request -----------------------------------------------------------------------------
+
+    @property
+    def url_base(self) -> str:
+        return self._config.base_url
+
+    def path(self, stream_slice: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> str:
+        return self.path_template.format(**(stream_slice or {}))
+
+    def request_params(
+        self,
+        stream_state: Optional[Mapping[str, Any]],
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> MutableMapping[str, Any]:
+        params = dict(next_page_token or self.pager.first_page())
+        params.update(self.slice_params(stream_slice or {}))
+        return params
+
+    def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Query parameters that come from the slice (time window, parent ids); none by default."""
+        return {}
+
+    def request_headers(self, **kwargs: Any) -> Mapping[str, Any]:
+        headers = {"Accept": "application/json"}
+        if self._config.subuser and self.accepts_subuser:
+            headers["on-behalf-of"] = self._config.subuser
+        return headers
+
+    def request_kwargs(self, **kwargs: Any) -> Mapping[str, Any]:
+        return {"timeout": REQUEST_TIMEOUT}
+
+    def get_error_handler(self) -> SendgridErrorHandler:
+        return SendgridErrorHandler(
+            stream_name=self.name,
+            not_found_is_empty=self.not_found_is_empty or self.pager.ends_on_not_found,
+            stats=self._stats,
+        )
+
+    def get_backoff_strategy(self) -> SendgridBackoff:
+        return SendgridBackoff()
+
+    # --- response ----------------------------------------------------------------------------
+
+    def parse_response(
+        self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]] = None, **kwargs: Any
+    ) -> Iterable[Mapping[str, Any]]:
+        if response.status_code >= 400:
+            self._note_unreadable(response)
+            return []
+        records = self._records_of(response)
+        return [self.transform(record, stream_slice or {}) for record in records]
+
+    def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Shape one API record into the emitted record; identity unless an endpoint needs more."""
+        return record
+
+    def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
+        if response.status_code >= 400 and response.status_code != 404 or self._skipped:
+            return None
+        records = self._records_of(response) if response.status_code < 400 else []
+        token = self.pager.next_page(response, response_body(response) if response.status_code < 400 else None, records)
+        if token is None:
+            return None
+        self._guard_progress(token, records)
+        return token
+
+    def _records_of(self, response: requests.Response) -> List[Any]:
+        body = response_body(response)
+        if self.records_key is None:
+            found = body
+        else:
+            found = next((body[key] for key in self.records_key if isinstance(body, Mapping) and key in body), None)
+        if found is None:
+            return []
+        if not isinstance(found, list):
+            raise AirbyteTracedException(
+                message=f"SendGrid sent an unexpected body for stream {self.name}: expected a list of records.",
+                internal_message=f"{self.name}: records at {self.records_key} are {type(found).__name__}",
+                failure_type=FailureType.system_error,
+            )
+        return found
+
+    def _guard_progress(self, token: Mapping[str, Any], records: List[Any]) -> None:
+        key = tuple(sorted((k, str(v)) for k, v in token.items()))
+        if key in self._seen_pages:
+            raise AirbyteTracedException(
+                message=f"SendGrid sent stream {self.name} back to a page it had already read; stopping instead of looping.",
+                internal_message=f"{self.name}: repeated page token {dict(token)}",
+                failure_type=FailureType.system_error,
+            )
+        self._seen_pages.add(key)
+        self._empty_pages_in_a_row = 0 if records else self._empty_pages_in_a_row + 1
+        if self._empty_pages_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
+            raise AirbyteTracedException(
+                message=f"SendGrid sent {MAX_EMPTY_PAGES_IN_A_ROW} empty pages in a row for stream {self.name}; stopping.",
+                failure_type=FailureType.system_error,
+            )
+
+    def _note_unreadable(self, response: requests.Response) -> None:
+        if is_missing_scope(response):
+            self._skip(f"the API key lacks the scope(s) {', '.join(self.required_scopes) or 'it needs'} "
+                       f"(SendGrid answered {response.status_code})")
+
+    @property
+    def skipped(self) -> bool:
+        return self._skipped
+
+    def _skip(self, reason: str) -> None:
+        if not self._skipped:
+            self._skipped = True
+            self.logger.warning(f"Skipping stream {self.name}: {reason}. The other streams go on.")
+
+    # --- read --------------------------------------------------------------------------------
+
+    @property
+    def is_resumable(self) -> bool:
+        # Only incremental streams checkpoint; full-refresh streams restart from the first page.
+        return self.supports_incremental
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        return self._state
+
+    @state.setter
+    def state(self, value: MutableMapping[str, Any]) -> None:
+        self._state = dict(value or {})
+
+    def unavailable_reason(self) -> Optional[str]:
+        """Why this stream cannot be read with this key and config, or None if it can."""
+        if self.us_only and self._config.region == "eu" and not self._config.base_url_overridden:
+            return "SendGrid serves this endpoint only from the global (US) region, and `region` is eu"
+        missing = self._scope_gate.missing(self.required_scopes)
+        if missing:
+            return f"the API key lacks the scope {', '.join(missing)}"
+        return None
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[StreamData]:
+        reason = self.unavailable_reason()
+        if reason:
+            self._skip(reason)
+        if self._skipped:
+            return
+        self._seen_pages = set()
+        self._empty_pages_in_a_row = 0
+        yield from self._read_pages(
+            lambda req, res, state, _slice: self.parse_response(res, stream_slice=_slice, stream_state=state),
+            stream_slice,
+            stream_state,
+        )
+        if not self._skipped:
+            self.on_slice_read(stream_slice or {})
+
+    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
+        """Called once every page of a slice was read: where incremental streams advance their state."""
+
+
+class WindowedStream(SendgridStream, CheckpointMixin, ABC):
+    """Incremental by time window: reads [cursor - lookback, now] in windows of `window_days` and moves
+    the state to a window's end only after all its pages were read, so a killed sync resumes losslessly."""
+
+    cursor_field: str = "created"
+    # Query parameter names of the window's inclusive bounds, and how the API wants them written.
+    window_params: Tuple[str, str] = ("start_time", "end_time")
+
+    def stream_slices(
+        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
+    ) -> Iterable[Optional[Mapping[str, Any]]]:
+        start = self._config.start_date
+        cursor = parse_time((self.state or {}).get(self.cursor_field))
+        if cursor is not None and sync_mode == SyncMode.incremental:
+            # The window ending at the cursor was read whole: go on from the next second, minus the lookback.
+            start = max(start, cursor + timedelta(seconds=1) - self._config.lookback)
+        for window in windows(start, utc_now(), self._config.window):
+            yield {"window_start": window.start_epoch, "window_end": window.end_epoch}
+
+    def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
+        low, high = self.window_params
+        return {low: stream_slice["window_start"], high: stream_slice["window_end"]}
+
+    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
+        window_end = parse_time(stream_slice["window_end"])
+        current = parse_time((self.state or {}).get(self.cursor_field))
+        if current is None or window_end > current:
+            self.state = {self.cursor_field: format_time(window_end)}
+
+
+class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
+    """Incremental where the API has no time filter: read everything, emit only records whose cursor is
+    newer than the state minus the lookback, and advance the state once the whole read is done."""
+
+    cursor_field: str = "updated_at"
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[StreamData]:
+        cursor = parse_time((self.state or {}).get(self.cursor_field))
+        self._threshold = cursor - self._config.lookback if cursor and sync_mode == SyncMode.incremental else None
+        self._newest = cursor
+        yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
+
+    def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping[str, Any]]:
+        emitted = []
+        for record in super().parse_response(response, **kwargs):
+            moment = parse_time(record.get(self.cursor_field))
+            if moment is not None and (self._newest is None or moment > self._newest):
+                self._newest = moment
+            if self._threshold is None or moment is None or moment > self._threshold:
+                emitted.append(record)
+        return emitted
+
+    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
+        if self._newest is not None:
+            self.state = {self.cursor_field: format_time(self._newest)}

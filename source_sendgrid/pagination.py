@@ -1,0 +1,121 @@
+"""One small pager per pagination style of the SendGrid v3 spec (ENDPOINTS.md §0).
+
+A pager is stateless: it names the query parameters of the first page and, given the response of a page,
+the parameters of the next one (None at the end). The base stream owns the loop guard, so every style
+gets the same protection against a repeated token or an endless run of empty pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Mapping, Optional
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+Params = Mapping[str, Any]
+
+
+def sent_params(response: requests.Response) -> dict:
+    """The query parameters the request of this response carried (last value wins)."""
+    query = parse_qs(urlsplit(response.request.url).query, keep_blank_values=True)
+    return {key: values[-1] for key, values in query.items()}
+
+
+class Pager:
+    ends_on_not_found = False
+
+    def first_page(self) -> Params:
+        return {}
+
+    def next_page(self, response: requests.Response, body: Any, records: List[Any]) -> Optional[Params]:
+        return None
+
+
+class SinglePage(Pager):
+    """Style G: one response holds everything."""
+
+
+@dataclass(frozen=True)
+class OffsetPager(Pager):
+    """Styles A and B: `limit` + `offset`, no total; a short page is the last one."""
+
+    limit: int = 500
+
+    def first_page(self) -> Params:
+        return {"limit": self.limit, "offset": 0}
+
+    def next_page(self, response: requests.Response, body: Any, records: List[Any]) -> Optional[Params]:
+        if len(records) < self.limit:
+            return None
+        return {"limit": self.limit, "offset": int(sent_params(response).get("offset", 0)) + len(records)}
+
+
+@dataclass(frozen=True)
+class PageTokenPager(Pager):
+    """Style C: `page_size` + `page_token`, the next page's URL in `_metadata.next`.
+
+    Only the token is taken from that URL: the request goes to our configured base URL, so a proxy or
+    the region's host is never bypassed by an absolute link.
+    """
+
+    page_size: int = 100
+
+    def first_page(self) -> Params:
+        return {"page_size": self.page_size}
+
+    def next_page(self, response: requests.Response, body: Any, records: List[Any]) -> Optional[Params]:
+        metadata = body.get("_metadata") if isinstance(body, Mapping) else None
+        next_url = metadata.get("next") if isinstance(metadata, Mapping) else None
+        if not next_url:
+            return None
+        query = parse_qs(urlsplit(str(next_url)).query)
+        token = (query.get("page_token") or [None])[-1]
+        if not token:
+            return None
+        return {"page_size": self.page_size, "page_token": token}
+
+
+@dataclass(frozen=True)
+class PageNumberPager(Pager):
+    """Style D (legacy contactdb): 1-based `page`; pages may be empty before the end, a 404 ends it."""
+
+    page_size: int = 1000
+    ends_on_not_found = True
+
+    def first_page(self) -> Params:
+        return {"page": 1, "page_size": self.page_size}
+
+    def next_page(self, response: requests.Response, body: Any, records: List[Any]) -> Optional[Params]:
+        if response.status_code == 404:
+            return None
+        return {"page": int(sent_params(response).get("page", 1)) + 1, "page_size": self.page_size}
+
+
+@dataclass(frozen=True)
+class KeysetPager(Pager):
+    """Styles E and F: the next page starts after a key the response names.
+
+    `next_key` reads that key from the response: E names it in `_metadata.next_params.after_key`,
+    F (verified senders) is keyed by the last record's id.
+    """
+
+    limit: int = 100
+    key_param: str = "after_key"
+    key_from_last_record: Optional[str] = None
+
+    def first_page(self) -> Params:
+        return {"limit": self.limit}
+
+    def next_page(self, response: requests.Response, body: Any, records: List[Any]) -> Optional[Params]:
+        if self.key_from_last_record:
+            if len(records) < self.limit:
+                return None
+            key = records[-1].get(self.key_from_last_record)
+        else:
+            metadata = body.get("_metadata") if isinstance(body, Mapping) else None
+            next_params = metadata.get("next_params") if isinstance(metadata, Mapping) else None
+            key = next_params.get("after_key") if isinstance(next_params, Mapping) else None
+        if key in (None, ""):
+            return None
+        return {"limit": self.limit, self.key_param: key}
