@@ -236,7 +236,8 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         if cursor is not None and sync_mode == SyncMode.incremental:
             # The window ending at the cursor was read whole: go on from the next second, minus the lookback.
             start = max(start, cursor + timedelta(seconds=1) - self._config.lookback)
-        for window in windows(start, utc_now(), self._config.window):
+        # End a second ago: a record stamped with the current second may still be on its way in.
+        for window in windows(start, utc_now() - timedelta(seconds=1), self._config.window):
             yield {"window_start": window.start_epoch, "window_end": window.end_epoch}
 
     def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -1,0 +1,22 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch):
+    """Retries wait through time.sleep; unit tests record the waits instead of sleeping them."""
+    waits = []
+    monkeypatch.setattr("time.sleep", lambda seconds: waits.append(seconds) if seconds else None)
+    return waits
+
+
+FROZEN_NOW = "2024-03-01T00:00:01Z"
+
+
+@pytest.fixture(autouse=True)
+def frozen_now(monkeypatch):
+    """Windows end at "now"; freeze it so requests are exact (2024-03-01T00:00:01Z, epoch 1709251201)."""
+    from datetime import datetime, timezone
+
+    moment = datetime(2024, 3, 1, 0, 0, 1, tzinfo=timezone.utc)
+    monkeypatch.setattr("source_sendgrid.base.utc_now", lambda: moment)
+    return moment

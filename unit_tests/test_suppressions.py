@@ -1,0 +1,120 @@
+"""The suppression streams: requests sent, pagination, windows, state and skipping."""
+
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
+
+from unit_tests.builders import (
+    BASE,
+    api_request,
+    config,
+    error_response,
+    json_response,
+    records,
+    run_read,
+    scopes_request,
+    scopes_response,
+    state,
+)
+
+JAN_1_2024 = 1704067200
+NOW_MINUS_ONE = 1709251200  # the frozen "now" (2024-03-01T00:00:01Z) minus one second
+
+
+def bounce(n, created=JAN_1_2024 + 60):
+    return {"created": created, "email": f"b{n}@example.com", "reason": "550", "status": "5.1.1"}
+
+
+def page(path, offset, start=JAN_1_2024, end=NOW_MINUS_ONE, limit=500):
+    return api_request(path, {"limit": limit, "offset": offset, "start_time": start, "end_time": end})
+
+
+def test_given_two_full_pages_and_a_short_one_when_read_then_offsets_advance_by_the_page_size():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        for offset, count in ((0, 500), (500, 500), (1000, 3)):
+            http.get(page("/v3/suppression/bounces", offset), json_response([bounce(offset + i) for i in range(count)]))
+        output = run_read(config(), "bounces")
+    emitted = records(output)
+    assert len(emitted) == 1003 and not output.errors
+    assert emitted[0]["created"] == "2024-01-01T00:01:00Z"  # epoch seconds become RFC 3339 UTC
+
+
+def test_given_windows_of_30_days_when_read_incrementally_then_state_follows_each_finished_window():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(page("/v3/suppression/blocks", 0, JAN_1_2024, JAN_1_2024 + 30 * 86400 - 1), json_response([bounce(1)]))
+        # 2024 is a leap year: the second window ends on Feb 29, the third is the last second before "now".
+        http.get(page("/v3/suppression/blocks", 0, JAN_1_2024 + 30 * 86400, NOW_MINUS_ONE - 1), json_response([]))
+        http.get(page("/v3/suppression/blocks", 0, NOW_MINUS_ONE, NOW_MINUS_ONE), json_response([]))
+        output = run_read(config(window_days=30, start_date="2024-01-01T00:00:00Z"), "blocks", SyncMode.incremental)
+    states = [m.state.stream.stream_state.__dict__ for m in output.state_messages]
+    assert states[0] == {"created": "2024-01-30T23:59:59Z"}
+    assert states[-1] == {"created": "2024-03-01T00:00:00Z"}
+    assert len(records(output)) == 1
+
+
+def test_given_a_state_and_a_lookback_when_read_incrementally_then_the_window_starts_lookback_before_the_cursor():
+    cursor = "2024-02-20T00:00:00Z"
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        start = 1708387200 + 1 - 2 * 86400  # cursor + 1 s - 2 days
+        http.get(page("/v3/suppression/spam_reports", 0, start, NOW_MINUS_ONE), json_response([]))
+        output = run_read(config(lookback_days=2), "spam_reports", SyncMode.incremental, state("spam_reports", {"created": cursor}))
+    assert not output.errors
+    assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"created": "2024-03-01T00:00:00Z"}
+
+
+def test_given_an_epoch_state_from_an_older_version_when_read_then_it_is_understood():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(page("/v3/suppression/invalid_emails", 0, 1708387200 + 1, NOW_MINUS_ONE), json_response([]))
+        output = run_read(config(), "invalid_emails", SyncMode.incremental, state("invalid_emails", {"created": 1708387200}))
+    assert not output.errors
+
+
+def test_given_a_future_state_when_read_incrementally_then_nothing_is_requested():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        output = run_read(config(), "bounces", SyncMode.incremental, state("bounces", {"created": "2030-01-01T00:00:00Z"}))
+    assert records(output) == [] and not output.errors
+
+
+def test_given_a_subuser_when_read_then_the_on_behalf_of_header_is_sent():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        request = HttpRequest(url=f"{BASE}/v3/asm/groups", headers={"on-behalf-of": "shop-eu"})
+        http.get(request, json_response([{"id": 1, "name": "News", "description": "d", "is_default": True, "unsubscribes": 3}]))
+        output = run_read(config(subuser="shop-eu"), "suppression_groups")
+    assert records(output)[0]["id"] == 1
+
+
+def test_given_group_members_and_a_state_when_read_incrementally_then_only_newer_members_are_emitted():
+    members = [
+        {"email": "old@example.com", "group_id": 1, "group_name": "News", "created_at": 1700000000},
+        {"email": "new@example.com", "group_id": 1, "group_name": "News", "created_at": 1709000000},
+        {"email": "new@example.com", "group_id": 2, "group_name": "Deals", "created_at": 1709000001},
+    ]
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(api_request("/v3/asm/suppressions", {}), json_response(members))
+        output = run_read(config(), "suppression_group_members", SyncMode.incremental,
+                          state("suppression_group_members", {"created_at": "2024-01-01T00:00:00Z"}))
+    assert [(r["group_id"], r["email"]) for r in records(output)] == [(1, "new@example.com"), (2, "new@example.com")]
+    assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"created_at": "2024-02-27T02:13:21Z"}
+
+
+def test_given_a_key_without_the_scope_when_read_then_the_stream_is_skipped_with_a_warning():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response(["asm.groups.read"]))
+        output = run_read(config(), "bounces")
+    assert records(output) == [] and not output.errors
+    assert output.is_in_logs("Skipping stream bounces: the API key lacks the scope suppression.bounces.read")
+
+
+def test_given_scopes_cannot_be_listed_when_the_endpoint_answers_403_then_the_stream_is_skipped():
+    with HttpMocker() as http:
+        http.get(scopes_request(), error_response(403, "access forbidden"))
+        http.get(page("/v3/suppression/bounces", 0), error_response(403, "access forbidden"))
+        output = run_read(config(), "bounces")
+    assert records(output) == [] and not output.errors
+    assert output.is_in_logs("Skipping stream bounces")
