@@ -158,8 +158,8 @@ class SendgridStream(HttpStream, ABC):
 
     def _note_unreadable(self, response: requests.Response) -> None:
         if is_missing_scope(response):
-            self._skip(f"the API key lacks the scope(s) {', '.join(self.required_scopes) or 'it needs'} "
-                       f"(SendGrid answered {response.status_code})")
+            self._skip(f"SendGrid answered {response.status_code}: the API key lacks the scope "
+                       f"{', '.join(self.required_scopes) or 'this endpoint needs'}, or the account does not have this product")
 
     @property
     def skipped(self) -> bool:

@@ -70,6 +70,9 @@ class Route:
     handler: Handler
     scope: Optional[str]  # may use {0}, {1}… for the path's groups
     us_only: bool = False
+    # The SendGrid product the endpoint belongs to ("new_mc", "legacy_mc", "email_activity", …); an account
+    # without that product answers 403, as SendGrid does (Emulator(products=...)).
+    product: Optional[str] = None
 
     def scope_for(self, match: Tuple[str, ...]) -> Optional[str]:
         return self.scope.format(*match) if self.scope else None
@@ -81,15 +84,15 @@ class Routes:
     def __init__(self) -> None:
         self.table: List[Route] = []
 
-    def get(self, path_regex: str, scope: Optional[str], us_only: bool = False) -> Callable[[Handler], Handler]:
-        return self.add("GET", path_regex, scope, us_only)
+    def get(self, path_regex: str, scope: Optional[str], us_only: bool = False, product: Optional[str] = None) -> Callable[[Handler], Handler]:
+        return self.add("GET", path_regex, scope, us_only, product)
 
-    def post(self, path_regex: str, scope: Optional[str], us_only: bool = False) -> Callable[[Handler], Handler]:
-        return self.add("POST", path_regex, scope, us_only)
+    def post(self, path_regex: str, scope: Optional[str], us_only: bool = False, product: Optional[str] = None) -> Callable[[Handler], Handler]:
+        return self.add("POST", path_regex, scope, us_only, product)
 
-    def add(self, method: str, path_regex: str, scope: Optional[str], us_only: bool) -> Callable[[Handler], Handler]:
+    def add(self, method: str, path_regex: str, scope: Optional[str], us_only: bool, product: Optional[str] = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.table.append(Route(method, re.compile(f"^{path_regex}$"), handler, scope, us_only))
+            self.table.append(Route(method, re.compile(f"^{path_regex}$"), handler, scope, us_only, product))
             return handler
 
         return register

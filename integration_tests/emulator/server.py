@@ -38,7 +38,10 @@ class Emulator:
         families: Optional[Iterable[str]] = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        products: Optional[Iterable[str]] = None,
     ):
+        # None: the account has every product (new and legacy Marketing Campaigns, the activity add-on…).
+        self.products = set(products) if products is not None else None
         self.families = {name: FAMILIES[name] for name in (families or FAMILIES)}
         merged_counts: Dict[str, int] = {}
         for family in self.families.values():
@@ -151,6 +154,8 @@ class Emulator:
             request.match = found.groups()
             scope = route.scope_for(request.match)
             if scope and scope not in self.keys[key]:
+                return error(403, "access forbidden")
+            if route.product and self.products is not None and route.product not in self.products:
                 return error(403, "access forbidden")
             try:
                 return route.handler(request, self.account)
