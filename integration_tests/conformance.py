@@ -1,0 +1,40 @@
+"""Validate the emulator's responses against SendGrid's OpenAPI spec, so the emulator follows SendGrid, not us."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import requests
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+
+SPEC_PATH = Path(__file__).parent / "spec" / "openapi-read.json"
+SPEC_SERVER = "https://api.sendgrid.com"
+
+
+@functools.lru_cache(maxsize=1)
+def sendgrid_spec() -> OpenAPI:
+    return OpenAPI.from_dict(json.loads(SPEC_PATH.read_text()))
+
+
+def fetch_and_validate(emulator: Emulator, method: str, path: str, params: Optional[Mapping[str, Any]] = None,
+                       body: Any = None, key: str = FULL_ACCESS_KEY) -> requests.Response:
+    """Call the emulator and validate the response (status, headers, body schema) against the spec.
+
+    The request is validated as if it had gone to SendGrid's server, since the spec names only its hosts.
+    """
+    response = requests.request(method, emulator.url + path, params=params, json=body,
+                                headers={"Authorization": f"Bearer {key}", "Accept": "application/json"}, timeout=30)
+    validate(emulator, response)
+    return response
+
+
+def validate(emulator: Emulator, response: requests.Response) -> None:
+    as_sent_to_sendgrid = response.request.copy()
+    as_sent_to_sendgrid.url = as_sent_to_sendgrid.url.replace(emulator.url, SPEC_SERVER, 1)
+    sendgrid_spec().validate_response(RequestsOpenAPIRequest(as_sent_to_sendgrid), RequestsOpenAPIResponse(response))
