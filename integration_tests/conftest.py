@@ -15,3 +15,7 @@ def shared_emulator():
     """One larger account for read-only tests of a module (do not mutate it)."""
     with Emulator(size=1200, seed=11) as running:
         yield running
+
+
+# Every test: no API key or subuser name in any output, and no key sent to a host other than the API host.
+from integration_tests.secrets_guard import no_secret_leaks, pytest_runtest_makereport  # noqa: E402,F401

@@ -4,9 +4,10 @@ states facts about its endpoint (path, records key, key, scope, pager, cursor)."
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC
-from datetime import timedelta
-from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple
+from datetime import datetime, timedelta
+from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Type
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
@@ -18,13 +19,29 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .config import SendgridConfig
 from .errors import RequestStats, SendgridBackoff, SendgridErrorHandler, is_missing_scope, response_body
 from .pagination import Pager, SinglePage
+from .schema_conform import record_fitter
 from .scopes import ScopeGate
-from .windows import format_time, parse_time, utc_now, windows
+from .windows import EPOCH, format_time, parse_time, utc_now, windows
 
 logger = logging.getLogger("airbyte")
 
 # (connect, read) seconds; a contacts export file is fetched elsewhere with its own timeout.
 REQUEST_TIMEOUT = (10, 120)
+# Only for tests of read timeouts: a shorter read timeout in seconds, read here and nowhere else.
+READ_TIMEOUT_ENV = "SOURCE_SENDGRID_READ_TIMEOUT_SECONDS"
+
+
+def request_timeout() -> Tuple[float, float]:
+    raw = os.environ.get(READ_TIMEOUT_ENV)
+    try:
+        read = float(raw) if raw else 0.0
+    except ValueError:
+        read = 0.0
+    return (REQUEST_TIMEOUT[0], read) if read > 0 else REQUEST_TIMEOUT
+
+
+# A window after an empty one doubles, up to this many times `window_days`.
+MAX_WINDOW_GROWTH = 32
 # A run of empty pages this long means the server is not moving forward.
 MAX_EMPTY_PAGES_IN_A_ROW = 100
 
@@ -44,18 +61,28 @@ class SendgridStream(HttpStream, ABC):
     accepts_subuser: bool = True
     # The spec lists only https://api.sendgrid.com for this endpoint (ENDPOINTS.md §0).
     us_only: bool = False
+    # Records are JSON objects checked against the stream's schema (False: e.g. /v3/scopes, a list of strings).
+    records_are_objects: bool = True
     # A 404 means "nothing here" (e.g. a parent deleted mid-sync) rather than an error.
     not_found_is_empty: bool = False
+    # Query parameters sent on every page of this endpoint (e.g. a filter the API defaults too narrowly).
+    static_params: Mapping[str, Any] = {}
+    # The stream waits for the server before its first record (an export job): a concurrent read starts
+    # it before the others, so the wait overlaps them.
+    slow_start: bool = False
 
     def __init__(self, config: SendgridConfig, scope_gate: ScopeGate, stats: RequestStats):
         self._config = config
         self._scope_gate = scope_gate
         self._stats = stats
         self._seen_pages: set = set()
+        self._last_page_fingerprint: Optional[tuple] = None
         self._empty_pages_in_a_row = 0
+        self._records_in_window = 0  # records the API sent in the current slice (for growing windows)
         self._skipped = False
         self._state: MutableMapping[str, Any] = {}
-        super().__init__(authenticator=TokenAuthenticator(token=config.api_key))
+        # Every stream of a sync shares one rate-limit budget (stats.budget), read from SendGrid's headers.
+        super().__init__(authenticator=TokenAuthenticator(token=config.api_key), api_budget=stats.budget)
 
     # --- request -----------------------------------------------------------------------------
 
@@ -72,8 +99,10 @@ class SendgridStream(HttpStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> MutableMapping[str, Any]:
-        params = dict(next_page_token or self.pager.first_page())
+        params = dict(self.static_params)
         params.update(self.slice_params(stream_slice or {}))
+        # The page token last: a pager may narrow the slice (e.g. re-anchor a window's end on time).
+        params.update(next_page_token or self.pager.first_page())
         return params
 
     def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -87,7 +116,7 @@ class SendgridStream(HttpStream, ABC):
         return headers
 
     def request_kwargs(self, **kwargs: Any) -> Mapping[str, Any]:
-        return {"timeout": REQUEST_TIMEOUT}
+        return {"timeout": request_timeout()}
 
     def get_error_handler(self) -> SendgridErrorHandler:
         return SendgridErrorHandler(
@@ -108,7 +137,34 @@ class SendgridStream(HttpStream, ABC):
             self._note_unreadable(response)
             return []
         records = self._records_of(response)
-        return [self.transform(record, stream_slice or {}) for record in records]
+        self._records_in_window += len(records)
+        return self._conformed(records, stream_slice or {})
+
+    def _conformed(self, records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+        """Each record transformed and made to fit the stream's schema; an entry that is not a JSON object,
+        or that its transform cannot read, is dropped with a warning instead of crashing the sync."""
+        if not self.records_are_objects:
+            return [self.transform(record, stream_slice) for record in records]
+        fit = getattr(self, "_record_fitter", None)
+        if fit is None:
+            try:
+                schema = self.get_json_schema()
+            except (OSError, ValueError):  # an internal stream (e.g. scopes) has no schema file
+                schema = {}
+            fit = self._record_fitter = record_fitter(schema)
+        out, dropped = [], []
+        for record in records:
+            if not isinstance(record, Mapping):
+                dropped.append(type(record).__name__)
+                continue
+            try:
+                out.append(fit(self.transform(record, stream_slice)))
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as error:
+                dropped.append(type(error).__name__)
+        if dropped:
+            self.logger.warning(f"Stream {self.name}: dropped {len(dropped)} malformed record(s) SendGrid sent "
+                                f"({', '.join(sorted(set(dropped)))}).")
+        return out
 
     def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         """Shape one API record into the emitted record; identity unless an endpoint needs more."""
@@ -149,6 +205,15 @@ class SendgridStream(HttpStream, ABC):
                 failure_type=FailureType.system_error,
             )
         self._seen_pages.add(key)
+        # A server that ignores the page parameter sends the same page again under a new token.
+        fingerprint = (len(records), repr(records[0]), repr(records[-1])) if records else None
+        if fingerprint is not None and fingerprint == self._last_page_fingerprint:
+            raise AirbyteTracedException(
+                message=f"SendGrid sent stream {self.name} the same page twice in a row; stopping instead of looping.",
+                internal_message=f"{self.name}: page repeated before token {dict(token)}",
+                failure_type=FailureType.system_error,
+            )
+        self._last_page_fingerprint = fingerprint
         self._empty_pages_in_a_row = 0 if records else self._empty_pages_in_a_row + 1
         if self._empty_pages_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
             raise AirbyteTracedException(
@@ -207,6 +272,7 @@ class SendgridStream(HttpStream, ABC):
         if self._skipped:
             return
         self._seen_pages = set()
+        self._last_page_fingerprint = None
         self._empty_pages_in_a_row = 0
         yield from self._read_pages(
             lambda req, res, state, _slice: self.parse_response(res, stream_slice=_slice, stream_state=state),
@@ -220,6 +286,39 @@ class SendgridStream(HttpStream, ABC):
         """Called once every page of a slice was read: where incremental streams advance their state."""
 
 
+class SendgridSubStream(SendgridStream, ABC):
+    """An endpoint read once per record of a `parent` stream (a list's members, a template's versions).
+
+    Each slice carries the parent's key(s) named in `parent_keys` (parent field -> slice and record field),
+    the path template can use them, and every record gets them, so a member's key includes its parent.
+    A parent deleted between listing it and reading its members answers 404: read as no members.
+    """
+
+    parent: Type[SendgridStream]
+    parent_keys: Mapping[str, str] = {"id": "parent_id"}
+    not_found_is_empty = True
+
+    def stream_slices(
+        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
+    ) -> Iterable[Optional[Mapping[str, Any]]]:
+        parent = self.parent(self._config, self._scope_gate, self._stats)
+        parent_reason = parent.unavailable_reason()
+        reason = self.unavailable_reason() or (parent_reason and f"its parent stream {parent.name} cannot be read: {parent_reason}")
+        if reason:
+            self._skip(reason)
+            return
+        for parent_slice in parent.stream_slices(sync_mode=SyncMode.full_refresh):
+            for record in parent.read_records(SyncMode.full_refresh, stream_slice=parent_slice):
+                yield {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
+        if parent.skipped:
+            self._skip(f"its parent stream {parent.name} could not be read")
+
+    def parse_response(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]] = None,
+                       **kwargs: Any) -> Iterable[Mapping[str, Any]]:
+        parent_values = {key: (stream_slice or {}).get(key) for key in self.parent_keys.values()}
+        return [{**record, **parent_values} for record in super().parse_response(response, stream_slice=stream_slice, **kwargs)]
+
+
 class WindowedStream(SendgridStream, CheckpointMixin, ABC):
     """Incremental by time window: reads [cursor - lookback, now] in windows of `window_days` and moves
     the state to a window's end only after all its pages were read, so a killed sync resumes losslessly."""
@@ -227,18 +326,51 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
     cursor_field: str = "created"
     # Query parameter names of the window's inclusive bounds, and how the API wants them written.
     window_params: Tuple[str, str] = ("start_time", "end_time")
+    # The API's time granularity: whole seconds, or whole days for endpoints filtered by date.
+    window_resolution: timedelta = timedelta(seconds=1)
+    # Incremental syncs re-read at least this much before the cursor, whatever `lookback_days` says
+    # (for data that keeps changing after the fact, like daily counters).
+    min_lookback: timedelta = timedelta(0)
+    # The API keeps only this much history: a read never asks for anything older.
+    retention: Optional[timedelta] = None
+    # Windows after an empty window grow (fewer requests over empty years); state semantics are unchanged.
+    grow_empty_windows: bool = False
 
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
     ) -> Iterable[Optional[Mapping[str, Any]]]:
+        now = utc_now()
         start = self._config.start_date
+        if self.retention is not None:
+            start = max(start, now - self.retention)
         cursor = parse_time((self.state or {}).get(self.cursor_field))
         if cursor is not None and sync_mode == SyncMode.incremental:
             # The window ending at the cursor was read whole: go on from the next second, minus the lookback.
-            start = max(start, cursor + timedelta(seconds=1) - self._config.lookback)
+            start = max(start, cursor + self.window_resolution - max(self._config.lookback, self.min_lookback))
+        start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
         # End a second ago: a record stamped with the current second may still be on its way in.
-        for window in windows(start, utc_now() - timedelta(seconds=1), self._config.window):
-            yield {"window_start": window.start_epoch, "window_end": window.end_epoch}
+        if self.grow_empty_windows:
+            yield from self._growing_windows(start, now - timedelta(seconds=1))
+            return
+        for window in windows(start, now - timedelta(seconds=1), self._config.window, self.window_resolution):
+            yield {"window_start": self.format_window_bound(window.start), "window_end": self.format_window_bound(window.end)}
+
+    def _growing_windows(self, start: datetime, end: datetime) -> Iterable[Mapping[str, Any]]:
+        """Consecutive windows covering [start, end] like `windows`, but a window after an empty one is
+        twice as long (up to MAX_WINDOW_GROWTH times `window_days`): years before an account's first
+        record cost a few requests, not one per window. A window with records sets the size back."""
+        step = self._config.window
+        current = start
+        while current <= end:
+            window_end = min(current + step - self.window_resolution, end)
+            self._records_in_window = 0
+            yield {"window_start": self.format_window_bound(current), "window_end": self.format_window_bound(window_end)}
+            current = window_end + self.window_resolution
+            step = min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
+
+    def format_window_bound(self, moment: datetime) -> Any:
+        """A window bound as the API's parameters write it: epoch seconds unless the endpoint says otherwise."""
+        return int(moment.timestamp())
 
     def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         low, high = self.window_params

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Union
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 
@@ -27,13 +28,95 @@ _EPOCH_THRESHOLD = 1_000_000_000
 _BODY_ATTR = "_sendgrid_body"
 
 
+class RateBudget(AbstractAPIBudget):
+    """The requests SendGrid still allows in its current rate-limit window, shared by every stream of a sync.
+
+    Every response's `X-RateLimit-Remaining` and `X-RateLimit-Reset` update it. When the remaining
+    requests are spent (counting those still in flight), a request waits until the window resets
+    instead of collecting a 429. Without those headers it never waits. The CDK calls `acquire_call`
+    before and `update_from_response` after every request it sends (retries included).
+    """
+
+    # Two reset times closer than this belong to the same window (a "seconds until" header drifts).
+    _SAME_WINDOW_SECONDS = 0.5
+
+    def __init__(self, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._remaining: Optional[int] = None  # None: unknown, nothing to wait for
+        self._reset_at = 0.0  # epoch seconds
+        self._in_flight = 0
+        self._thread = threading.local()
+        self.waits = 0
+        self.waited_seconds = 0.0
+
+    def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        waited_for: Optional[float] = None
+        while True:
+            with self._lock:
+                if getattr(self._thread, "in_flight", False):
+                    # This thread's previous request raised before its response came back.
+                    self._in_flight = max(0, self._in_flight - 1)
+                now = self._clock()
+                if self._remaining is not None and (now >= self._reset_at or waited_for == self._reset_at):
+                    # The window is over (or we already waited for this reset once): start afresh.
+                    self._remaining = None
+                if self._remaining is None or self._remaining > 0:
+                    if self._remaining is not None:
+                        self._remaining -= 1
+                    self._in_flight += 1
+                    self._thread.in_flight = True
+                    return
+                waited_for = self._reset_at
+                wait = min(MAX_RATE_LIMIT_WAIT, max(0.0, self._reset_at - now)) + random.uniform(0.01, 0.05)
+                self.waits += 1
+                self.waited_seconds += wait
+            self._sleep(wait)
+
+    def get_matching_policy(self, request: Any) -> None:
+        return None
+
+    def update_from_response(self, request: Any, response: Any) -> None:
+        with self._lock:
+            if getattr(self._thread, "in_flight", False):
+                self._thread.in_flight = False
+                self._in_flight = max(0, self._in_flight - 1)
+            if not isinstance(response, requests.Response):
+                return
+            reset_in = seconds_until_reset(response, self._clock)
+            remaining = _int_header(response, "X-RateLimit-Remaining")
+            if response.status_code == 429:
+                remaining = 0
+                reset_in = 1.0 if reset_in is None else reset_in
+            if remaining is None or reset_in is None:
+                return
+            reset_at = self._clock() + reset_in
+            # What the server counted, less what we sent that it may not have counted yet.
+            estimate = max(0, remaining - self._in_flight)
+            if self._remaining is None or reset_at > self._reset_at + self._SAME_WINDOW_SECONDS:
+                self._remaining, self._reset_at = estimate, reset_at  # a new window
+            elif reset_at > self._reset_at - self._SAME_WINDOW_SECONDS:
+                self._remaining = min(self._remaining, estimate)  # the same window: the lowest count wins
+            # else: a late response from an earlier window, nothing new
+
+
+def _int_header(response: requests.Response, name: str) -> Optional[int]:
+    raw = response.headers.get(name)
+    try:
+        return int(float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
 @dataclass
 class RequestStats:
-    """Counts shared by every stream of one sync, reported at the end of a read."""
+    """Counts shared by every stream of one sync, reported at the end of a read, and the sync's rate budget."""
 
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    budget: RateBudget = field(default_factory=RateBudget, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, action: ResponseAction) -> None:

@@ -52,6 +52,50 @@ class OffsetPager(Pager):
 
 
 @dataclass(frozen=True)
+class NewestFirstTimePager(Pager):
+    """Style A lists served newest first inside an inclusive time window (the suppression lists).
+
+    A bare offset shifts when records already read are deleted between pages, and then an unread record is
+    skipped. So each next page is anchored on time: `end_param` becomes the oldest `time_field` read so far and
+    the offset skips only the records of that very second already read. A page that is not newest first falls
+    back to plain offsets (the old behaviour), so a server that orders differently loses nothing either.
+    """
+
+    limit: int = 500
+    time_field: str = "created"
+    end_param: str = "end_time"
+
+    def first_page(self) -> Params:
+        return {"limit": self.limit, "offset": 0}
+
+    def next_page(self, response: requests.Response, body: Any, records: List[Any]) -> Optional[Params]:
+        if len(records) < self.limit:
+            return None
+        sent = sent_params(response)
+        offset = int(sent.get("offset", 0))
+        times = [_epoch(r.get(self.time_field)) if isinstance(r, Mapping) else None for r in records]
+        newest_first = all(t is not None for t in times) and all(a >= b for a, b in zip(times, times[1:]))
+        sent_end = _epoch(sent.get(self.end_param))
+        if not newest_first or sent_end is None or times[0] > sent_end:
+            anchored = {self.end_param: sent[self.end_param]} if self.end_param in sent else {}
+            return {"limit": self.limit, "offset": offset + len(records), **anchored}
+        oldest = times[-1]
+        if oldest == sent_end:  # the whole page was one second: keep counting within it
+            return {"limit": self.limit, "offset": offset + len(records), self.end_param: oldest}
+        return {"limit": self.limit, "offset": sum(1 for t in times if t == oldest), self.end_param: oldest}
+
+
+def _epoch(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+@dataclass(frozen=True)
 class PageTokenPager(Pager):
     """Style C: `page_size` + `page_token`, the next page's URL in `_metadata.next`.
 

@@ -6,11 +6,14 @@ SendGrid mixes epoch seconds, ISO 8601, "YYYY-MM-DD HH:MM:SS" without a zone, an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Iterator, Optional
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_RECORD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,15 @@ def parse_time(value: Any) -> Optional[datetime]:
     """Any SendGrid timestamp as an aware UTC datetime (None for empty or unreadable values)."""
     if value is None or value == "" or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return from_epoch(value)
-    text = str(value).strip()
-    if text.isdigit():
-        return from_epoch(int(text))
     try:
+        if isinstance(value, (int, float)):
+            return from_epoch(value)
+        text = str(value).strip()
+        if text.isdigit():
+            return from_epoch(int(text))
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
+        # Not a time, or one no datetime can hold (an epoch in the year 300 000, "²", NaN).
         return None
     return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
 
@@ -64,8 +68,32 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Epoch seconds up to 9999-12-31T23:59:59Z, the last moment the record format can write.
+_LAST_EPOCH = 253402300799
+
+
+@lru_cache(maxsize=1 << 16)
+def _epoch_day(days: int) -> str:
+    return (EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")
+
+
+def _format_epoch(seconds: int) -> str:
+    """format_time(from_epoch(seconds)) for whole, non-negative seconds, without building a datetime:
+    this runs once per record of most streams."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{_epoch_day(days)}T{hours:02d}:{minutes:02d}:{secs:02d}Z"
+
+
 def normalize_time(value: Any) -> Optional[str]:
     """Any SendGrid timestamp as the one format our records use; unreadable values stay as they are."""
+    kind = type(value)
+    if kind is int and 0 <= value <= _LAST_EPOCH:
+        return _format_epoch(value)
+    if kind is str and len(value) == 20 and _RECORD_TIME.match(value):
+        # Already in the record format: formatting a valid one gives it back, an invalid one stays as it is.
+        return value
     moment = parse_time(value)
     if moment is None:
         return None if value in (None, "") else value

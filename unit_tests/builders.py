@@ -20,6 +20,10 @@ ALL_SCOPES = [
     "suppression.bounces.read", "suppression.blocks.read", "suppression.spam_reports.read",
     "suppression.invalid_emails.read", "suppression.unsubscribes.read", "asm.groups.read",
     "asm.groups.suppressions.read",
+    "marketing_campaigns.read", "templates.read", "templates.versions.read", "subusers.read",
+    "stats.global.read", "categories.read", "categories.stats.read", "mailbox_providers.stats.read",
+    "browsers.stats.read", "devices.stats.read", "clients.stats.read", "geo.stats.read", "messages.read",
+    "marketing.read", "marketing.automation.read",
 ]
 
 

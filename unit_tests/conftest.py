@@ -20,3 +20,7 @@ def frozen_now(monkeypatch):
     moment = datetime(2024, 3, 1, 0, 0, 1, tzinfo=timezone.utc)
     monkeypatch.setattr("source_sendgrid.base.utc_now", lambda: moment)
     return moment
+
+
+# Every test: no API key or subuser name in any output, and no key sent to a host other than the API host.
+from integration_tests.secrets_guard import no_secret_leaks, pytest_runtest_makereport  # noqa: E402,F401

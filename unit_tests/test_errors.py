@@ -92,3 +92,24 @@ def test_the_key_is_masked_even_in_debug_logs_of_failed_requests():
         http.get(api_request("/v3/asm/groups"), error_response(400, f"bad key {API_KEY}"))
         output = run_read({**config(), "__debug": True}, "suppression_groups", expecting_exception=True)
     assert API_KEY not in all_output_text(output)
+
+
+def test_a_404_on_an_endpoint_that_must_exist_fails_clearly():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(api_request("/v3/asm/groups"), error_response(404, "resource not found"))
+        output = run_read(config(), "suppression_groups", expecting_exception=True)
+    assert "SendGrid answered 404" in output.errors[0].trace.error.message
+
+
+def test_a_server_that_ignores_the_offset_ends_with_an_error_instead_of_looping():
+    from unit_tests.test_suppressions import bounce, page
+
+    same_page = json_response([bounce(i) for i in range(500)])
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(page("/v3/suppression/bounces", 0), same_page)
+        http.get(page("/v3/suppression/bounces", 500), same_page)
+        output = run_read(config(), "bounces", expecting_exception=True)
+    assert "the same page twice in a row" in output.errors[0].trace.error.message
+    assert len(records(output)) == 1000  # the first two pages only, then a clear stop

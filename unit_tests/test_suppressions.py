@@ -32,7 +32,9 @@ def test_given_two_full_pages_and_a_short_one_when_read_then_offsets_advance_by_
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response())
         for offset, count in ((0, 500), (500, 500), (1000, 3)):
-            http.get(page("/v3/suppression/bounces", offset), json_response([bounce(offset + i) for i in range(count)]))
+            # Later pages are anchored on the oldest `created` read (here every record has the same second).
+            end = NOW_MINUS_ONE if offset == 0 else JAN_1_2024 + 60
+            http.get(page("/v3/suppression/bounces", offset, end=end), json_response([bounce(offset + i) for i in range(count)]))
         output = run_read(config(), "bounces")
     emitted = records(output)
     assert len(emitted) == 1003 and not output.errors

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -56,6 +56,10 @@ class Emulator:
         self.faults = FaultPlan()
         self.limiter = RateLimiter()
         self.requests_log: collections.deque = collections.deque(maxlen=200_000)
+        # Called with each API request (not control requests) before it is answered: tests mutate data
+        # between pages here. `api_requests` counts them.
+        self.on_request: Optional[Callable[[Request], None]] = None
+        self.api_requests = 0
         self.counters: Dict[str, int] = collections.Counter()
         self._counter_lock = threading.Lock()
         self._host, self._port = host, port
@@ -69,9 +73,16 @@ class Emulator:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="sendgrid-emulator", daemon=True)
         self._thread.start()
+        # Families that serve more than the API (e.g. export downloads on another host) start it here.
+        for family in self.families.values():
+            if hasattr(family, "start"):
+                family.start(self)
         return self
 
     def stop(self) -> None:
+        for family in self.families.values():
+            if hasattr(family, "stop"):
+                family.stop(self)
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -239,6 +250,11 @@ def _handler_for(emulator: Emulator) -> type:
                 return
             if fault == "slow":
                 time.sleep(emulator.faults.slow_seconds)
+            if not parts.path.startswith("/_emulator/"):
+                with emulator._counter_lock:
+                    emulator.api_requests += 1
+                if emulator.on_request is not None:
+                    emulator.on_request(request)
             response = _faulty_response(fault) or emulator.answer(request)
             self._write(response, truncate=fault == "truncate")
 

@@ -1,5 +1,27 @@
 """The registry of streams, in the order of the README's stream table."""
 
+from .account import LegacySenders, Subusers, VerifiedSenders
+from .activity import EmailActivity
+from .contactdb import (
+    LegacyCampaigns,
+    LegacyContacts,
+    LegacyCustomFields,
+    LegacyListMembers,
+    LegacyLists,
+    LegacyReservedFields,
+    LegacySegmentMembers,
+    LegacySegments,
+)
+from .contacts_export import Contacts, ListMembers, SegmentMembers
+from .marketing import (
+    FieldDefinitions,
+    Lists,
+    MarketingSenders,
+    Segments,
+    SinglesendStats,
+    Singlesends,
+    StatsAutomations,
+)
 from .suppressions import (
     Blocks,
     Bounces,
@@ -9,6 +31,17 @@ from .suppressions import (
     SuppressionGroupMembers,
     SuppressionGroups,
 )
+from .stats import (
+    BrowserStats,
+    Categories,
+    CategoryStats,
+    ClientStats,
+    DeviceStats,
+    GeoStats,
+    GlobalStats,
+    MailboxProviderStats,
+)
+from .templates import Templates, TemplateVersions
 
 ALL_STREAMS = [
     Bounces,
@@ -18,4 +51,36 @@ ALL_STREAMS = [
     GlobalSuppressions,
     SuppressionGroups,
     SuppressionGroupMembers,
+    Contacts,
+    Lists,
+    ListMembers,
+    Segments,
+    SegmentMembers,
+    Singlesends,
+    SinglesendStats,
+    StatsAutomations,
+    FieldDefinitions,
+    MarketingSenders,
+    LegacyContacts,
+    LegacyLists,
+    LegacyListMembers,
+    LegacySegments,
+    LegacySegmentMembers,
+    LegacyCustomFields,
+    LegacyReservedFields,
+    LegacyCampaigns,
+    Templates,
+    TemplateVersions,
+    VerifiedSenders,
+    LegacySenders,
+    Subusers,
+    GlobalStats,
+    Categories,
+    CategoryStats,
+    MailboxProviderStats,
+    BrowserStats,
+    DeviceStats,
+    ClientStats,
+    GeoStats,
+    EmailActivity,
 ]

@@ -1,8 +1,16 @@
 """Every API family the emulator serves. A family module provides `routes`, `SCOPES`, `default_counts(size)`,
 `seed(account)`, `truth(account)` and `mutate(account, action, params)`."""
 
-from . import suppressions
+from . import marketing, suppressions
+from . import account, contactdb, templates
+from . import activity, stats
 
 FAMILIES = {
     "suppressions": suppressions,
+    "marketing": marketing,
+    "contactdb": contactdb,
+    "templates": templates,
+    "account": account,
+    "stats": stats,
+    "activity": activity,
 }

@@ -171,4 +171,12 @@ def mutate(account: Account, action: str, params: Dict[str, Any]) -> Dict[str, A
             for email in list(members)[:count]:
                 del members[email]
         return {"removed_per_list": count}
+    if action == "remove_newest":
+        # The newest `count` suppressions of each list: they are served first, so deleting them shifts
+        # every later offset page of a newest-first read.
+        for list_name in LISTS:
+            if count:
+                del account.data[list_name][-count:]
+                del account.data[f"{list_name}:created"][-count:]
+        return {"removed_per_list": count}
     raise ValueError(f"unknown action {action!r} for {FAMILY}")

@@ -1,0 +1,197 @@
+"""Fault matrix, end to end: every fault kind the emulator injects, at 1 %, 10 % and 30 % of requests.
+
+Each cell reads every discovered stream through the entrypoint (in-process) and asserts that the records
+equal the emulator's ground truth exactly (same records, no loss, no duplicate), or, where the faults never
+end, that the sync fails with a clear, specific error once its bounded retries are spent.
+
+Backoff waits are real in the rate-limiter storms (the connector must wait for the window to reset) and
+compressed to ~1 ms in the random-fault cells (the connector asks for the same waits; we record them),
+so the whole matrix runs in CI time. Read timeouts use `SOURCE_SENDGRID_READ_TIMEOUT_SECONDS`.
+Run with `-s` to print one `MATRIX` line per cell (kind, rate, equal, requests, retries, 429s, wall time).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import types
+from typing import Any, Dict, List, Mapping
+
+import pytest
+
+from integration_tests.emulator import Emulator
+from integration_tests.harness import catalog_for, config_for, key_of, read_in_process, records_of, run_cli
+from source_sendgrid.base import READ_TIMEOUT_ENV
+
+RATES = [0.01, 0.10, 0.30]
+# Fault kind of this matrix -> the emulator's fault kind.
+KINDS = {
+    "429": "429",
+    "500": "500",
+    "502": "502",
+    "503": "503",
+    "dropped connection": "drop",
+    "read timeout": "slow",
+    "truncated 200": "truncate",
+    "non-JSON 200": "nonjson",
+    "HTML error page": "html",
+}
+# Seeded records start on 2023-01-01; starting just before keeps the windowed streams' requests few.
+START_DATE = "2022-12-01T00:00:00Z"
+STATS_LINE = re.compile(r"SendGrid requests: (\d+), retried: (\d+), of which rate-limited \(429\): (\d+)")
+GENERIC_CRASH = "Something went wrong in the connector"
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    """Record every backoff wait the CDK is asked to sleep, and sleep 1 ms instead."""
+    from airbyte_cdk.sources.streams.http import rate_limiting
+
+    waits: List[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(min(seconds, 0.001))
+
+    monkeypatch.setattr(rate_limiting, "time", types.SimpleNamespace(sleep=sleep, time=time.time, monotonic=time.monotonic))
+    return waits
+
+
+def new_emulator(**kwargs: Any) -> Emulator:
+    """An emulator with every family (or those named in RELIABILITY_FAMILIES, comma-separated, to debug one)."""
+    families = [f for f in os.environ.get("RELIABILITY_FAMILIES", "").split(",") if f] or None
+    return Emulator(families=families, **kwargs)
+
+
+def covered_catalog(emulator: Emulator, config: Mapping[str, Any], mode: str) -> Dict[str, Any]:
+    """Every discovered stream the emulator has a ground truth for (new families join automatically)."""
+    truth = emulator.truth()
+    return {"streams": [c for c in catalog_for(config, mode=mode)["streams"] if c["stream"]["name"] in truth]}
+
+
+def primary_keys(catalog: Mapping[str, Any]) -> Dict[str, List[str]]:
+    keys = {}
+    for configured in catalog["streams"]:
+        key = configured["stream"].get("source_defined_primary_key") or []
+        keys[configured["stream"]["name"]] = [path[0] for path in key]
+    return keys
+
+
+def sort_key(primary_key: List[str]):
+    return lambda record: (repr(key_of(record, primary_key)) if primary_key else "", repr(sorted(record.items())))
+
+
+def assert_equals_truth(emitted: Mapping[str, List[dict]], truth: Mapping[str, List[dict]], catalog: Mapping[str, Any]) -> None:
+    compared = 0
+    for stream, primary_key in primary_keys(catalog).items():
+        if stream not in truth:
+            continue  # a stream whose family the emulator has no ground truth for
+        got = sorted(emitted.get(stream, []), key=sort_key(primary_key))
+        expected = sorted(truth[stream], key=sort_key(primary_key))
+        assert len(got) == len(expected), f"{stream}: {len(got)} records emitted, the truth has {len(expected)}"
+        assert got == expected, f"{stream}: records differ from the emulator's truth"
+        compared += 1
+    assert compared, "no stream had a ground truth to compare with"
+
+
+def request_stats(output) -> tuple:
+    for message in output.logs:
+        found = STATS_LINE.search(message.log.message)
+        if found:
+            return tuple(int(group) for group in found.groups())
+    raise AssertionError("the read did not log its request statistics")
+
+
+def read_all(emulator: Emulator, **overrides: Any):
+    config = config_for(emulator, **{"start_date": START_DATE, "window_days": 30, **overrides})
+    catalog = covered_catalog(emulator, config, mode="full_refresh")
+    started = time.monotonic()
+    output = read_in_process(config, catalog, expecting_exception=True)
+    return output, catalog, time.monotonic() - started
+
+
+@pytest.mark.parametrize("rate", RATES, ids=lambda r: f"{int(r * 100)}pct")
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fault_matrix_records_equal_the_truth(kind, rate, fast_backoff, monkeypatch):
+    monkeypatch.setenv(READ_TIMEOUT_ENV, "0.1")
+    with new_emulator(size=40, seed=5) as emulator:
+        emulator.set_faults({KINDS[kind]: rate}, seed=int(rate * 1000) + len(kind), slow_seconds=0.4)
+        output, catalog, wall = read_all(emulator)
+        injected = sum(emulator.stats()["faults"].values())
+        truth = emulator.truth()
+    errors = [e.trace.error.message for e in output.errors]
+    requests, retries, rate_limited = request_stats(output)
+    print(f"\nMATRIX | {kind} | {int(rate * 100)}% | equal={not errors} | requests={requests} | retries={retries} "
+          f"| 429s={rate_limited} | injected={injected} | backoff asked={sum(fast_backoff):.1f}s | wall={wall:.1f}s")
+    assert not errors, errors
+    assert injected > 0, "no fault was injected: this cell proves nothing"
+    assert retries >= injected, f"{injected} faults injected but only {retries} retries counted"
+    if kind == "429":
+        assert rate_limited == injected
+    assert_equals_truth(records_of(output), truth, catalog)
+
+
+@pytest.mark.parametrize("reset_style", ["epoch", "delta"])
+def test_a_429_storm_from_the_rate_limiter_waits_for_the_reset_and_loses_nothing(reset_style):
+    """Real waits: 40 requests a second, X-RateLimit-Reset as an epoch or as seconds until the reset."""
+    with new_emulator(size=40, seed=6) as emulator:
+        emulator.set_rate_limit(40, window_seconds=1.0, reset_style=reset_style)
+        output, catalog, wall = read_all(emulator, window_days=120)
+        truth = emulator.truth()
+        rejected = emulator.stats()["rate_limited"]
+    requests, retries, rate_limited = request_stats(output)
+    print(f"\nMATRIX | 429 storm, reset as {reset_style} | limit 40/s | equal={not output.errors} | requests={requests} "
+          f"| retries={retries} | 429s={rate_limited} | wall={wall:.1f}s")
+    assert not output.errors, [e.trace.error.message for e in output.errors]
+    assert rate_limited == rejected, "every 429 the emulator sent must be counted"
+    # Never more than one 429 per window: after one, the connector waits for the reset.
+    assert rate_limited <= requests / 40 + 2
+    assert_equals_truth(records_of(output), truth, catalog)
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("500", "500"),
+    ("503", "503"),
+    ("drop", "Connection"),
+    ("nonjson", "unreadable"),
+    ("429", "rate limit"),
+])
+def test_endless_faults_on_one_stream_fail_it_clearly_once_retries_are_spent(kind, expected, fast_backoff):
+    with new_emulator(size=40, seed=5) as emulator:
+        emulator.set_faults({kind: 1.0}, path_regex=r"^/v3/suppression/blocks")
+        output, catalog, _ = read_all(emulator)
+        truth = emulator.truth()
+    messages = [e.trace.error.message for e in output.errors] + [str(e.trace.error.internal_message) for e in output.errors]
+    assert output.errors, "the stream never failed"
+    assert not any(GENERIC_CRASH in m for m in messages), messages
+    assert any("blocks" in m for m in messages), messages
+    assert any(expected.lower() in m.lower() for m in messages), messages
+    # Bounded: the first try and MAX_RETRIES retries, no more.
+    from source_sendgrid.errors import MAX_RETRIES
+
+    assert len(fast_backoff) == MAX_RETRIES
+    # The request statistics are logged even though the sync failed.
+    requests, retries, _ = request_stats(output)
+    assert retries >= MAX_RETRIES
+    # The other streams still delivered everything.
+    emitted = records_of(output)
+    assert "blocks" not in emitted
+    assert len(emitted["bounces"]) == len(truth["bounces"])
+
+
+def test_read_timeouts_through_the_cli_are_retried_and_lose_nothing(monkeypatch):
+    """The subprocess reads the read-timeout variable itself; real backoff waits."""
+    monkeypatch.setenv(READ_TIMEOUT_ENV, "0.3")
+    with new_emulator(size=40, seed=8) as emulator:
+        emulator.set_faults({"slow": 0.05}, seed=2, slow_seconds=1.0)
+        config = config_for(emulator, start_date=START_DATE, window_days=120)
+        catalog = covered_catalog(emulator, config, mode="full_refresh")
+        run = run_cli("read", config, catalog, timeout=300)
+        truth = emulator.truth()
+        injected = emulator.stats()["faults"].get("slow", 0)
+    assert run.returncode == 0, run.error_messages()
+    assert injected > 0
+    line = next(m["log"]["message"] for m in run.of_type("LOG") if STATS_LINE.search(m["log"]["message"]))
+    assert int(STATS_LINE.search(line).group(2)) >= injected
+    assert_equals_truth(run.records(), truth, catalog)

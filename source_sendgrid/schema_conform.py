@@ -1,0 +1,123 @@
+"""Make every emitted record match its stream's JSON schema, whatever the API sent.
+
+SendGrid is not always true to its own documentation (numbers as strings, epochs where a date is
+documented, objects where a string is). Each field the schema declares is kept when it has a declared type,
+converted when the conversion is lossless and obvious (an integer string to an integer, a number to a
+string, an epoch or any SendGrid time format to RFC 3339 for `date-time` fields), and otherwise set to null,
+so a destination never receives a value its column type rejects. Fields the schema does not declare pass
+through unchanged (the schemas allow additional properties). The schema is compiled once per stream and a
+record costs one dictionary pass over its declared fields.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from .windows import format_time, parse_time
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+_INTEGER = re.compile(r"^\s*-?\d{1,30}\s*$")
+_MISSING = object()
+Fitter = Callable[[Any], Any]
+
+
+def _types(spec: Mapping[str, Any]) -> Tuple[str, ...]:
+    declared = spec.get("type")
+    if isinstance(declared, str):
+        return (declared,)
+    return tuple(t for t in declared if isinstance(t, str)) if isinstance(declared, list) else ()
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == "null":
+        return value is None
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list)
+    return True  # a type this module does not know: keep the value
+
+
+def _convert(value: Any, kind: str) -> Any:
+    """`value` as `kind` if the conversion is lossless and obvious, else _MISSING."""
+    if kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if kind == "string" and isinstance(value, bool):
+        return "true" if value else "false"
+    if kind == "integer":
+        if isinstance(value, str) and _INTEGER.match(value):
+            return int(value)
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+    if kind == "number" and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return _MISSING
+        return number if math.isfinite(number) else _MISSING
+    if kind == "boolean" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return _MISSING
+
+
+def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
+    """A function that returns its argument made to fit `spec` (or None where it cannot)."""
+    kinds = _types(spec)
+    is_time = spec.get("format") == "date-time" and "string" in kinds
+    properties = spec.get("properties") if isinstance(spec.get("properties"), Mapping) else None
+    nested = compile_record_fitter(spec) if properties else None
+    items = spec.get("items") if isinstance(spec.get("items"), Mapping) else None
+    item_fitter = compile_fitter(items) if items else None
+
+    def fit(value: Any) -> Any:
+        if value is None or not kinds:
+            return value
+        if is_time and value is not None:
+            if isinstance(value, str) and _RFC3339.match(value):
+                return value
+            moment = parse_time(value)
+            return format_time(moment) if moment is not None else None
+        for kind in kinds:
+            if _has_type(value, kind):
+                if kind == "object" and nested is not None:
+                    return nested(value)
+                if kind == "array" and item_fitter is not None:
+                    return [item_fitter(item) for item in value]
+                return value
+        for kind in kinds:
+            converted = _convert(value, kind)
+            if converted is not _MISSING:
+                return converted
+        return None
+
+    return fit
+
+
+def compile_record_fitter(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Dict[str, Any]]:
+    properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+    fitters: List[Tuple[str, Fitter]] = [(name, compile_fitter(spec)) for name, spec in properties.items()
+                                         if isinstance(spec, Mapping)]
+
+    def fit_record(record: Mapping[str, Any]) -> Dict[str, Any]:
+        out = dict(record)
+        for name, fit in fitters:
+            value = out.get(name, _MISSING)
+            if value is not _MISSING:
+                out[name] = fit(value)
+        return out
+
+    return fit_record
+
+
+def record_fitter(schema: Optional[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], Dict[str, Any]]:
+    return compile_record_fitter(schema or {})

@@ -1,0 +1,104 @@
+"""The email activity stream: BETWEEN queries, window splitting at the 1000-message cap, the add-on's 403."""
+
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.mock_http import HttpMocker
+
+from source_sendgrid.windows import format_time, from_epoch
+from unit_tests.builders import (
+    api_request,
+    config,
+    error_response,
+    json_response,
+    records,
+    run_read,
+    scopes_request,
+    scopes_response,
+    state,
+)
+
+JAN_1_2024 = 1704067200
+NOW_MINUS_ONE = 1709251200  # the frozen "now" (2024-03-01T00:00:01Z) minus one second
+
+
+def messages_in(start, end):
+    query = (f'last_event_time BETWEEN TIMESTAMP "{format_time(from_epoch(start))}" '
+             f'AND TIMESTAMP "{format_time(from_epoch(end))}"')
+    return api_request("/v3/messages", {"query": query, "limit": 1000})
+
+
+def message(msg_id, last_event="2024-01-10T08:00:00Z"):
+    return {"msg_id": msg_id, "from_email": "a@example.com", "to_email": "b@example.com", "subject": "Hi",
+            "status": "delivered", "opens_count": 1, "clicks_count": 0, "last_event_time": last_event}
+
+
+def full_page(prefix):
+    return json_response({"messages": [message(f"{prefix}-{i}") for i in range(1000)]})
+
+
+def test_given_a_window_when_read_then_it_is_queried_by_last_event_time_between_its_bounds():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(messages_in(JAN_1_2024, NOW_MINUS_ONE), json_response({"messages": [message("m1", "2024-01-10T08:00:00.000Z")]}))
+        output = run_read(config(), "email_activity", SyncMode.incremental)
+    assert records(output) == [message("m1", "2024-01-10T08:00:00Z")]
+    assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
+
+
+def test_given_full_windows_when_read_then_they_are_halved_until_each_returns_less_than_1000_and_nothing_full_is_emitted():
+    middle = JAN_1_2024 + (NOW_MINUS_ONE - JAN_1_2024) // 2
+    quarter = JAN_1_2024 + (middle - JAN_1_2024) // 2
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(messages_in(JAN_1_2024, NOW_MINUS_ONE), full_page("whole"))
+        http.get(messages_in(JAN_1_2024, middle), full_page("first-half"))
+        http.get(messages_in(JAN_1_2024, quarter), json_response({"messages": [message("a"), message("b")]}))
+        http.get(messages_in(quarter + 1, middle), json_response({"messages": [message("c")]}))
+        http.get(messages_in(middle + 1, NOW_MINUS_ONE), json_response({"messages": [message("d")]}))
+        output = run_read(config(), "email_activity", SyncMode.incremental)
+    assert not output.errors
+    assert [r["msg_id"] for r in records(output)] == ["a", "b", "c", "d"]
+    assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
+
+
+def test_given_a_state_when_read_incrementally_then_the_query_starts_a_second_after_the_cursor_minus_the_lookback():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(messages_in(1709164800 + 1 - 86400, NOW_MINUS_ONE), json_response({"messages": []}))
+        output = run_read(config(lookback_days=1), "email_activity", SyncMode.incremental,
+                          state("email_activity", {"last_event_time": "2024-02-29T00:00:00Z"}))
+    assert not output.errors
+
+
+def test_given_1000_messages_in_one_second_when_read_then_they_are_emitted_with_a_warning_that_more_may_exist():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(messages_in(NOW_MINUS_ONE, NOW_MINUS_ONE), full_page("same-second"))
+        output = run_read(config(), "email_activity", SyncMode.incremental,
+                          state("email_activity", {"last_event_time": "2024-02-29T23:59:59Z"}))
+    assert len(records(output)) == 1000 and not output.errors
+    assert output.is_in_logs("1000 messages share the last event second 2024-03-01T00:00:00Z")
+
+
+def test_given_an_account_without_the_activity_add_on_when_read_then_the_stream_is_skipped_with_a_clear_warning():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(messages_in(JAN_1_2024, NOW_MINUS_ONE), error_response(403, "access forbidden"))
+        output = run_read(config(), "email_activity", SyncMode.incremental)
+    assert records(output) == [] and not output.errors
+    assert output.is_in_logs("Skipping stream email_activity: SendGrid answered 403 to /v3/messages: the account needs the paid")
+
+
+def test_given_the_eu_region_when_read_then_email_activity_is_skipped_as_us_only():
+    with HttpMocker() as http:
+        http.get(scopes_request("https://api.eu.sendgrid.com"), scopes_response())
+        output = run_read(config(region="eu"), "email_activity")
+    assert records(output) == [] and not output.errors
+    assert output.is_in_logs("Skipping stream email_activity: SendGrid serves this endpoint only from the global")
+
+
+def test_given_a_start_date_years_ago_when_read_then_only_the_add_ons_history_is_queried():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(messages_in(NOW_MINUS_ONE + 1 - 90 * 86400, NOW_MINUS_ONE), json_response({"messages": []}))
+        output = run_read(config(start_date="2015-01-01T00:00:00Z", window_days=180), "email_activity", SyncMode.incremental)
+    assert not output.errors
