@@ -120,7 +120,7 @@ say "image size: $(( size_bytes / 1000000 )) MB (base $(( base_bytes / 1000000 )
 
 # --- run it as users do, and check the protocol messages ---------------------------------------------
 run_started=$SECONDS
-source bin/_venv
+source bin/_venv 2>"$WORK/venv.log" || { tail -20 "$WORK/venv.log" >&2; fail "setting up .venv for the checker failed."; }
 "$VENV/bin/python" -m integration_tests.image_check --image "$IMAGE" --engine "${PODMAN[*]}" \
   || fail "the image did not behave as the protocol requires (see the checker's output above)."
 run_seconds=$(( SECONDS - run_started ))

@@ -28,6 +28,9 @@ def fetch_and_validate(emulator: Emulator, method: str, path: str, params: Optio
 
     The request is validated as if it had gone to SendGrid's server, since the spec names only its hosts.
     """
+    from integration_tests import secrets_guard
+
+    secrets_guard.register_config({"api_base_url": emulator.url})
     response = requests.request(method, emulator.url + path, params=params, json=body,
                                 headers={"Authorization": f"Bearer {key}", "Accept": "application/json"}, timeout=30)
     validate(emulator, response)

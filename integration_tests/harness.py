@@ -87,6 +87,15 @@ def latest_states(output: EntrypointOutput) -> List[Dict[str, Any]]:
     return list(latest.values())
 
 
+def union_of(*runs: Mapping[str, List[Dict[str, Any]]]) -> Dict[str, List[Dict[str, Any]]]:
+    """The records of several runs per stream: what a destination holds after all of them, before dedup."""
+    union: Dict[str, List[Dict[str, Any]]] = {}
+    for records_by_stream in runs:
+        for stream, records in records_by_stream.items():
+            union.setdefault(stream, []).extend(records)
+    return union
+
+
 def key_of(record: Mapping[str, Any], primary_key: Sequence[str]) -> tuple:
     return tuple(record.get(k) for k in primary_key)
 

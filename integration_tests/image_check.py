@@ -108,7 +108,12 @@ class Run:
         return f"  {self.label:<44} exit {self.returncode}  {self.seconds:5.1f}s  messages: {shown or 'none'}"
 
     def tail(self) -> str:
-        return "\n".join((self.stdout.splitlines() + self.stderr.splitlines())[-15:])
+        """The end of the output, and the end of the first error's stack trace (never config values)."""
+        traces = [m["trace"]["error"].get("stack_trace") or "" for m in self.of_type("TRACE") if m["trace"].get("type") == "ERROR"]
+        lines = (self.stdout.splitlines() + self.stderr.splitlines())[-10:]
+        if traces:
+            lines += ["first error's stack trace (end):", *traces[0].splitlines()[-12:]]
+        return "\n".join(line[:400] for line in lines)
 
 
 def write_secret(directory: Path, name: str, content: Any) -> str:
@@ -194,7 +199,7 @@ def check_image(container: Container, emulator: Emulator, secrets: Path) -> None
     by_name = {c["stream"]["name"]: c for c in configured["streams"]}
 
     full = container.run("read", "--config", config, "--catalog", catalog_path)
-    ensure(full.returncode == 0 and not full.errors(), f"full read failed: {full.errors()}\n{full.tail()}")
+    ensure(full.returncode == 0 and not full.errors(), f"full read failed: {sorted(set(full.errors()))}\n{full.tail()}")
     truth = emulator.truth()
     records, states = full.records_per_stream(), full.states_per_stream()
     for name in declared:
@@ -212,7 +217,7 @@ def check_image(container: Container, emulator: Emulator, secrets: Path) -> None
     state_path = write_secret(secrets, "state.json", last_states)
     incremental = container.run("read", "--config", config, "--catalog", catalog_path, "--state", state_path)
     ensure(incremental.returncode == 0 and not incremental.errors(),
-           f"incremental read failed: {incremental.errors()}\n{incremental.tail()}")
+           f"incremental read failed: {sorted(set(incremental.errors()))}\n{incremental.tail()}")
     after = emulator.truth()
     records, states = incremental.records_per_stream(), incremental.states_per_stream()
     for name in declared:

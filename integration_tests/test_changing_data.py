@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict, List, Mapping
 
 from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of
+from integration_tests.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of, union_of
 
 LISTS = ["bounces", "blocks", "spam_reports", "invalid_emails", "global_suppressions"]
 
@@ -82,12 +82,36 @@ def test_records_created_during_a_sync_come_with_the_next_incremental_sync():
         second = read_in_process(config, catalog, state=latest_states(first))
         assert not second.errors, [e.trace.error.message for e in second.errors]
         after = emulator.truth()
-    union: Dict[str, list] = {}
-    for output in (first, second):
-        for stream, records in records_of(output).items():
-            union.setdefault(stream, []).extend(records)
+    union = union_of(records_of(first), records_of(second))
     for stream, primary_key in pks.items():
         if not primary_key:
             continue
         missing = keys(after[stream], primary_key) - keys(union.get(stream, []), primary_key)
         assert not missing, f"{stream}: {len(missing)} records created during the first sync never arrived"
+
+
+# --- the pager on its own ---------------------------------------------------------------------
+
+def _response(query: str):
+    import requests
+
+    response = requests.Response()
+    response.request = requests.Request("GET", f"https://api.sendgrid.com/v3/suppression/bounces?{query}").prepare()
+    return response
+
+
+def test_the_newest_first_pager_anchors_each_next_page_on_the_oldest_second_read():
+    from source_sendgrid.pagination import NewestFirstTimePager
+
+    pager = NewestFirstTimePager(limit=4)
+    page = [{"created": t} for t in (90, 80, 70, 70)]
+    assert pager.next_page(_response("limit=4&offset=0&start_time=0&end_time=100"), page, page) == \
+        {"limit": 4, "offset": 2, "end_time": 70}
+    same_second = [{"created": 70}] * 4
+    assert pager.next_page(_response("limit=4&offset=2&start_time=0&end_time=70"), same_second, same_second) == \
+        {"limit": 4, "offset": 6, "end_time": 70}
+    # Not newest first: plain offsets, as before, so nothing is skipped either.
+    unsorted = [{"created": t} for t in (10, 80, 70, 60)]
+    assert pager.next_page(_response("limit=4&offset=4&start_time=0&end_time=100"), unsorted, unsorted) == \
+        {"limit": 4, "offset": 8, "end_time": "100"}
+    assert pager.next_page(_response("limit=4&offset=0&end_time=100"), page[:3], page[:3]) is None

@@ -15,6 +15,7 @@ from integration_tests.harness import (
     records_of,
     run_cli,
     run_cli_killed_after,
+    union_of,
 )
 
 MY_FAMILIES = ["contactdb", "templates", "account"]
@@ -123,9 +124,7 @@ def test_a_killed_legacy_sync_resumes_without_losing_records(kill_after_lines):
         assert killed.returncode != 0, "the sync finished before it could be killed: raise the data size"
         resumed = run_cli("read", config, catalog, state=killed.last_states())
         assert resumed.returncode == 0, resumed.stderr[-2000:]
-        union = killed.records()
-        for stream, records in resumed.records().items():
-            union.setdefault(stream, []).extend(records)
+        union = union_of(killed.records(), resumed.records())
         truth = emulator.truth()
         for stream, primary_key in LEGACY_STREAMS.items():
             assert {key_of(r, primary_key) for r in union.get(stream, [])} == {key_of(r, primary_key) for r in truth[stream]}, stream

@@ -35,10 +35,12 @@ def test_a_full_sync_with_faults_and_a_subuser_never_prints_the_key_or_the_subus
         assert not any(FULL_ACCESS_KEY in v for values in parse_qs(query).values() for v in values)
 
 
-def test_a_rejected_key_and_a_failing_stream_keep_the_key_out_of_errors_and_traces(emulator):
-    emulator.set_faults({"500": 1.0}, path_regex=r"^/v3/suppression/blocks")
+def test_a_rejected_key_and_a_failing_sync_keep_the_key_out_of_errors_and_traces(emulator):
+    """(Streams that fail after spent retries are scanned by the guard in test_faults.py.)"""
     config = config_for(emulator, start_date="2024-01-01T00:00:00Z", window_days=3650)
-    failed = run_cli("read", config, catalog_for(config, ["blocks"]))
+    catalog = catalog_for(config, ["blocks"])
+    ghost = {**catalog["streams"][0], "stream": {**catalog["streams"][0]["stream"], "name": "no_such_stream"}}
+    failed = run_cli("read", config, {"streams": catalog["streams"] + [ghost]})
     assert failed.returncode != 0 and failed.error_messages()
     emulator.add_key("SG.another-secret-key-without-scopes", [])
     wrong = run_cli("check", {**config, "api_key": "SG.a-wrong-key-that-must-not-print"})
@@ -65,11 +67,19 @@ def test_state_messages_never_hold_the_key(emulator):
     "//api.sendgrid.com",
 ])
 def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request(url):
-    run = run_cli("check", {"api_key": FULL_ACCESS_KEY, "api_base_url": url})
-    status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-    assert status["status"] == "FAILED"
-    assert "`api_base_url` must be an https:// URL" in status["message"]
-    assert FULL_ACCESS_KEY not in every_text(run)
+    import logging
+
+    from source_sendgrid import SourceSendgrid
+
+    status = SourceSendgrid().check(logging.getLogger("test"), {"api_key": FULL_ACCESS_KEY, "api_base_url": url})
+    assert status.status.value == "FAILED"
+    assert "`api_base_url` must be an https:// URL" in status.message
+    assert FULL_ACCESS_KEY not in status.message
+    if url in ("http://example.com", "http://10.0.0.8:8080"):  # and through the CLI
+        run = run_cli("check", {"api_key": FULL_ACCESS_KEY, "api_base_url": url})
+        cli_status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        assert cli_status["status"] == "FAILED" and "`api_base_url` must be" in cli_status["message"]
+        assert FULL_ACCESS_KEY not in every_text(run)
 
 
 def test_the_key_goes_only_to_the_configured_api_host(emulator, no_secret_leaks):

@@ -13,6 +13,7 @@ from integration_tests.harness import (
     records_of,
     run_cli,
     run_cli_killed_after,
+    union_of,
 )
 
 SUPPRESSION_STREAMS = {
@@ -84,9 +85,7 @@ def test_sync_killed_mid_stream_resumes_without_losing_records(emulator, kill_af
     resumed = run_cli("read", config, catalog, state=killed.last_states())
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
-    union = killed.records()
-    for stream, records in resumed.records().items():
-        union.setdefault(stream, []).extend(records)
+    union = union_of(killed.records(), resumed.records())
     truth = emulator.truth()
     for stream, primary_key in SUPPRESSION_STREAMS.items():
         got = {key_of(r, primary_key) for r in union.get(stream, [])}

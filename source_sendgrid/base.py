@@ -250,6 +250,13 @@ class SendgridStream(HttpStream, ABC):
     def state(self, value: MutableMapping[str, Any]) -> None:
         self._state = dict(value or {})
 
+    def is_readable(self) -> bool:
+        """False, after warning once, when the key, region or an earlier 403 rules this stream out."""
+        reason = self.unavailable_reason()
+        if reason:
+            self._skip(reason)
+        return not self._skipped
+
     def unavailable_reason(self) -> Optional[str]:
         """Why this stream cannot be read with this key and config, or None if it can."""
         if self.us_only and self._config.region == "eu" and not self._config.base_url_overridden:
@@ -266,10 +273,7 @@ class SendgridStream(HttpStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[StreamData]:
-        reason = self.unavailable_reason()
-        if reason:
-            self._skip(reason)
-        if self._skipped:
+        if not self.is_readable():
             return
         self._seen_pages = set()
         self._last_page_fingerprint = None

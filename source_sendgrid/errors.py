@@ -40,9 +40,10 @@ class RateBudget(AbstractAPIBudget):
     # Two reset times closer than this belong to the same window (a "seconds until" header drifts).
     _SAME_WINDOW_SECONDS = 0.5
 
-    def __init__(self, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, clock: Callable[[], float] = time.time, sleep: Optional[Callable[[float], None]] = None):
         self._clock = clock
-        self._sleep = sleep
+        # Looked up at each wait (not bound here), so a test that stubs time.sleep stubs this wait too.
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
         self._lock = threading.Lock()
         self._remaining: Optional[int] = None  # None: unknown, nothing to wait for
         self._reset_at = 0.0  # epoch seconds

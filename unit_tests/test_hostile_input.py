@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
-from source_sendgrid import SourceSendgrid
 from source_sendgrid.config import SendgridConfig
 from source_sendgrid.errors import RequestStats
 from source_sendgrid.scopes import ScopeGate
@@ -25,7 +24,7 @@ GENERIC_CRASH = "Something went wrong in the connector"
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 # One stream per shape of body and base class; others join when named here.
 REPRESENTATIVES = ["bounces", "suppression_groups", "suppression_group_members", "lists", "templates", "legacy_lists",
-                   "verified_senders"]
+                   "verified_senders", "global_stats"]
 
 
 def _streams() -> Dict[str, Any]:

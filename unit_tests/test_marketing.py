@@ -339,22 +339,6 @@ def test_given_an_export_without_a_list_ids_column_when_list_members_are_read_th
     assert output.is_in_logs("has no list_ids column")
 
 
-def test_given_custom_field_definitions_when_discovered_then_contacts_declares_each_custom_field_with_its_type():
-    from airbyte_cdk.test.entrypoint_wrapper import discover
-
-    from source_sendgrid import SourceSendgrid
-
-    with HttpMocker() as http:
-        mock_fields(http)
-        http.get(scopes_request(), scopes_response())
-        catalog = discover(SourceSendgrid(), config()).catalog.catalog
-    contacts = next(s for s in catalog.streams if s.name == "contacts")
-    declared = contacts.json_schema["properties"]["custom_fields"]["properties"]
-    assert declared["num_orders"]["type"] == ["null", "number"]
-    assert declared["Birthday"]["format"] == "date-time"
-    assert declared["tier"]["type"] == ["null", "string"]
-
-
 def test_given_a_proxy_error_page_served_with_200_when_downloaded_then_it_is_retried_and_never_emitted():
     page = binary(b"<html><body><h1>502 Bad Gateway</h1></body></html>")
     with HttpMocker() as http:

@@ -13,7 +13,6 @@ list_members and segment_members streams (its files are downloaded again by each
 
 from __future__ import annotations
 
-import copy
 import csv
 import gzip
 import io
@@ -21,6 +20,7 @@ import json
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
@@ -230,7 +230,7 @@ def parse_export(raw: BinaryIO, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
         plan = JsonPlan(fields)
         for line in stream:
             if line.strip():
-                yield plan.record(orjson.loads(line))
+                yield plan.record(orjson.loads(line.lstrip(b"\xef\xbb\xbf") if line[:1] == b"\xef" else line))
     elif first == b"[":
         plan = JsonPlan(fields)
         for item in _json_array_items(io.TextIOWrapper(stream, encoding="utf-8-sig")):
@@ -327,7 +327,7 @@ def _sync_export_of(stats: Any) -> _SyncExport:
         return holder
 
 
-class ContactsExportStream(SendgridStream, CheckpointMixin):
+class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     """A stream made from the contacts of one export job; subclasses say which records a contact gives."""
 
     us_only = True
@@ -341,8 +341,9 @@ class ContactsExportStream(SendgridStream, CheckpointMixin):
 
     # --- what a subclass says ---
 
+    @abstractmethod
     def records_of_contact(self, contact: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-        raise NotImplementedError
+        """The records one exported contact gives this stream."""
 
     # --- read ---
 
@@ -353,10 +354,7 @@ class ContactsExportStream(SendgridStream, CheckpointMixin):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[StreamData]:
-        reason = self.unavailable_reason()
-        if reason:
-            self._skip(reason)
-        if self._skipped:
+        if not self.is_readable():
             return
         cursor = parse_time((self.state or {}).get(self.cursor_field))
         threshold = format_time(cursor - self._config.lookback) if cursor and sync_mode == SyncMode.incremental else None
@@ -468,7 +466,8 @@ class ContactsExportStream(SendgridStream, CheckpointMixin):
                         emitted += 1
                         yield contact
                 return
-            except (requests.RequestException, urllib3.exceptions.HTTPError, EOFError, OSError, csv.Error, ValueError) as error:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, EOFError, OSError, csv.Error, ValueError,
+                    IndexError) as error:  # IndexError: a CSV row shorter than its header
                 if retry == MAX_DOWNLOAD_RETRIES:
                     raise _failure(f"the contacts export file could not be downloaded ({type(error).__name__})") from None
                 self.logger.warning(f"Stream {self.name}: the export download broke off ({type(error).__name__}); "
@@ -493,43 +492,6 @@ class Contacts(ContactsExportStream):
 
     def records_of_contact(self, contact: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         return (contact,)
-
-    def get_json_schema(self) -> Mapping[str, Any]:
-        """The static schema, with the account's custom fields declared (typed) under `custom_fields`.
-
-        Discover asks SendGrid once, without retries; when it cannot (no scope, EU region, no network) the
-        custom fields stay an open object. The CDK asks for the schema per record, hence the cache.
-        """
-        cached = getattr(self, "_schema_with_fields", None)
-        if cached is None:
-            cached = copy.deepcopy(dict(super().get_json_schema()))
-            definitions = self._custom_field_definitions()
-            if definitions:
-                cached["properties"]["custom_fields"]["properties"] = {
-                    str(field["name"]): _SCHEMA_OF_FIELD_TYPE.get(str(field.get("field_type")), _SCHEMA_OF_FIELD_TYPE["Text"])
-                    for field in definitions if field.get("name")
-                }
-            self._schema_with_fields = cached
-        return cached
-
-    def _custom_field_definitions(self) -> List[Mapping[str, Any]]:
-        if self.us_only and self._config.region == "eu" and not self._config.base_url_overridden:
-            return []
-        try:
-            response = requests.get(f"{self.url_base}{FIELD_DEFINITIONS_PATH}", timeout=(5, 20),
-                                    headers={"Authorization": f"Bearer {self._config.api_key}", "Accept": "application/json"})
-            body = orjson.loads(response.content) if response.status_code == 200 else {}
-        except (requests.RequestException, orjson.JSONDecodeError, ValueError):
-            return []
-        fields = body.get("custom_fields") if isinstance(body, Mapping) else None
-        return [field for field in fields or [] if isinstance(field, Mapping)]
-
-
-_SCHEMA_OF_FIELD_TYPE = {
-    "Number": {"type": ["null", "number"]},
-    "Date": {"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
-    "Text": {"type": ["null", "string"]},
-}
 
 
 class MembershipStream(ContactsExportStream):

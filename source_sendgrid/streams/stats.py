@@ -47,13 +47,22 @@ class StatsStream(WindowedStream):
         if response.status_code >= 400:
             self._note_unreadable(response)
             return []
-        return [row for day in self._records_of(response) for row in self.flatten(day)]
+        rows = [row for day in self._records_of(response) for row in self.flatten(day)]
+        # Rows go through the same schema fitting as every other stream's records.
+        return self._conformed(rows, stream_slice or {})
 
-    def flatten(self, day: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+    def flatten(self, day: Any) -> List[Any]:
+        """One row per (date, dimension); a malformed day or entry passes through for the fitter to drop."""
+        if not isinstance(day, Mapping) or not isinstance(day.get("stats"), list):
+            return [day] if not isinstance(day, Mapping) else []
         rows = []
-        for entry in day.get("stats") or []:
+        for entry in day["stats"]:
+            if not isinstance(entry, Mapping):
+                rows.append(entry)
+                continue
+            metrics = entry.get("metrics") if isinstance(entry.get("metrics"), Mapping) else {}
             dimension = {key: entry.get(key) for key in self.primary_key if key != "date"}
-            rows.append({"date": day.get("date"), **dimension, **(entry.get("metrics") or {})})
+            rows.append({"date": day.get("date"), **dimension, **metrics})
         return rows
 
 
