@@ -153,12 +153,13 @@ class SendgridStream(HttpStream, ABC):
                 schema = {}
             fit = self._record_fitter = record_fitter(schema)
         out, dropped = [], []
+        transform = self.transform
         for record in records:
-            if not isinstance(record, Mapping):
+            if type(record) is not dict:  # JSON objects arrive as dicts
                 dropped.append(type(record).__name__)
                 continue
             try:
-                out.append(fit(self.transform(record, stream_slice)))
+                out.append(fit(transform(record, stream_slice)))
             except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as error:
                 dropped.append(type(error).__name__)
         if dropped:

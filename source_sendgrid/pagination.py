@@ -73,7 +73,7 @@ class NewestFirstTimePager(Pager):
             return None
         sent = sent_params(response)
         offset = int(sent.get("offset", 0))
-        times = [_epoch(r.get(self.time_field)) if isinstance(r, Mapping) else None for r in records]
+        times = [_epoch(r.get(self.time_field)) if type(r) is dict else None for r in records]
         newest_first = all(t is not None for t in times) and all(a >= b for a, b in zip(times, times[1:]))
         sent_end = _epoch(sent.get(self.end_param))
         if not newest_first or sent_end is None or times[0] > sent_end:
@@ -86,6 +86,8 @@ class NewestFirstTimePager(Pager):
 
 
 def _epoch(value: Any) -> Optional[int]:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

@@ -5,8 +5,8 @@ documented, objects where a string is). Each field the schema declares is kept w
 converted when the conversion is lossless and obvious (an integer string to an integer, a number to a
 string, an epoch or any SendGrid time format to RFC 3339 for `date-time` fields), and otherwise set to null,
 so a destination never receives a value its column type rejects. Fields the schema does not declare pass
-through unchanged (the schemas allow additional properties). The schema is compiled once per stream and a
-record costs one dictionary pass over its declared fields.
+through unchanged (the schemas allow additional properties). The schema is compiled once per stream; a
+record that fits already costs one type lookup per declared field and is not copied.
 """
 
 from __future__ import annotations
@@ -70,8 +70,26 @@ def _convert(value: Any, kind: str) -> Any:
     return _MISSING
 
 
+# Python types that already fit a JSON schema type as they are.
+_FITTING_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+                  "object": (dict,), "array": (list,)}
+
+
+def _fitting_types(spec: Mapping[str, Any], kinds: Tuple[str, ...], nested: bool) -> frozenset:
+    """The exact Python types a value may have to be kept without a closer look (bool is not an int here)."""
+    fitting = set()
+    for kind in kinds:
+        if kind == "string" and spec.get("format") == "date-time":
+            continue  # a string must be checked for the format
+        if kind in ("object", "array") and nested:
+            continue  # its members must be fitted too
+        fitting.update(_FITTING_TYPES.get(kind, ()))
+    return frozenset(fitting)
+
+
 def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
-    """A function that returns its argument made to fit `spec` (or None where it cannot)."""
+    """A function that returns its argument made to fit `spec` (or None where it cannot); a value that
+    fits already is returned as it is (the same object)."""
     kinds = _types(spec)
     is_time = spec.get("format") == "date-time" and "string" in kinds
     properties = spec.get("properties") if isinstance(spec.get("properties"), Mapping) else None
@@ -82,7 +100,7 @@ def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
     def fit(value: Any) -> Any:
         if value is None or not kinds:
             return value
-        if is_time and value is not None:
+        if is_time:
             if isinstance(value, str) and _RFC3339.match(value):
                 return value
             moment = parse_time(value)
@@ -92,7 +110,8 @@ def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
                 if kind == "object" and nested is not None:
                     return nested(value)
                 if kind == "array" and item_fitter is not None:
-                    return [item_fitter(item) for item in value]
+                    fitted = [item_fitter(item) for item in value]
+                    return value if all(a is b for a, b in zip(fitted, value)) else fitted
                 return value
         for kind in kinds:
             converted = _convert(value, kind)
@@ -103,21 +122,33 @@ def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
     return fit
 
 
-def compile_record_fitter(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Dict[str, Any]]:
+def compile_record_fitter(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """A function that returns a record made to fit `schema`: the record itself when every declared field
+    fits already (the common case, decided by one type lookup per field), else a copy with fitted fields."""
     properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
-    fitters: List[Tuple[str, Fitter]] = [(name, compile_fitter(spec)) for name, spec in properties.items()
-                                         if isinstance(spec, Mapping)]
+    fields: List[Tuple[str, frozenset, Fitter]] = []
+    for name, spec in properties.items():
+        if not isinstance(spec, Mapping) or not _types(spec):
+            continue  # no declared type: any value is kept
+        kinds = _types(spec)
+        nested = isinstance(spec.get("properties"), Mapping) or isinstance(spec.get("items"), Mapping)
+        fields.append((name, _fitting_types(spec, kinds, nested), compile_fitter(spec)))
 
-    def fit_record(record: Mapping[str, Any]) -> Dict[str, Any]:
-        out = dict(record)
-        for name, fit in fitters:
-            value = out.get(name, _MISSING)
-            if value is not _MISSING:
-                out[name] = fit(value)
-        return out
+    def fit_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
+        out = None
+        for name, fitting, fit in fields:
+            value = record.get(name)
+            if value is None or type(value) in fitting:
+                continue
+            fitted = fit(value)
+            if fitted is not value:
+                if out is None:
+                    out = dict(record)
+                out[name] = fitted
+        return record if out is None else out
 
     return fit_record
 
 
-def record_fitter(schema: Optional[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], Dict[str, Any]]:
+def record_fitter(schema: Optional[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
     return compile_record_fitter(schema or {})

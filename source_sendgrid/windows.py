@@ -77,13 +77,17 @@ def _epoch_day(days: int) -> str:
     return (EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")
 
 
+# "THH:MM" for each minute of a day and ":SSZ" for each second: a time of day is two lookups.
+_MINUTES_OF_DAY = tuple(f"T{m // 60:02d}:{m % 60:02d}" for m in range(1440))
+_SECONDS_OF_MINUTE = tuple(f":{s:02d}Z" for s in range(60))
+
+
 def _format_epoch(seconds: int) -> str:
     """format_time(from_epoch(seconds)) for whole, non-negative seconds, without building a datetime:
     this runs once per record of most streams."""
     days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{_epoch_day(days)}T{hours:02d}:{minutes:02d}:{secs:02d}Z"
+    return _epoch_day(days) + _MINUTES_OF_DAY[minutes] + _SECONDS_OF_MINUTE[secs]
 
 
 def normalize_time(value: Any) -> Optional[str]:
