@@ -21,7 +21,7 @@ from .errors import RequestStats, SendgridBackoff, SendgridErrorHandler, is_miss
 from .pagination import Pager, SinglePage
 from .schema_conform import record_fitter
 from .scopes import ScopeGate
-from .windows import EPOCH, format_time, parse_time, utc_now, windows
+from .windows import EPOCH, format_time, parse_time, record_time, utc_now, windows
 
 logger = logging.getLogger("airbyte")
 
@@ -401,15 +401,16 @@ class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[StreamData]:
+        # Moments are compared as record-format text ("2024-01-31T12:00:00Z"), whose order is time order.
         cursor = parse_time((self.state or {}).get(self.cursor_field))
-        self._threshold = cursor - self._config.lookback if cursor and sync_mode == SyncMode.incremental else None
-        self._newest = cursor
+        self._threshold = format_time(cursor - self._config.lookback) if cursor and sync_mode == SyncMode.incremental else None
+        self._newest = format_time(cursor) if cursor else None
         yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
 
     def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping[str, Any]]:
         emitted = []
         for record in super().parse_response(response, **kwargs):
-            moment = parse_time(record.get(self.cursor_field))
+            moment = record_time(record.get(self.cursor_field))  # None: not a time, emitted but not a cursor
             if moment is not None and (self._newest is None or moment > self._newest):
                 self._newest = moment
             if self._threshold is None or moment is None or moment > self._threshold:
@@ -418,4 +419,4 @@ class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
         if self._newest is not None:
-            self.state = {self.cursor_field: format_time(self._newest)}
+            self.state = {self.cursor_field: self._newest}

@@ -15,8 +15,7 @@ import logging
 import os
 import sys
 import tempfile
-from functools import lru_cache
-from typing import DefaultDict, Iterable, Iterator, List, Optional
+from typing import DefaultDict, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
@@ -34,6 +33,10 @@ _RECORD_PREFIX = '{"type":"RECORD"'
 
 
 class SendgridEntrypoint(AirbyteEntrypoint):
+    def __init__(self, source: SourceSendgrid):
+        super().__init__(source)
+        self._uncounted: Dict[Tuple[str, Optional[str]], float] = {}
+
     def run(self, parsed_args: argparse.Namespace) -> Iterable[str]:
         if parsed_args.command != "read":
             yield from super().run(parsed_args)
@@ -57,17 +60,17 @@ class SendgridEntrypoint(AirbyteEntrypoint):
     def _queued_lines(self) -> Iterator[str]:
         return (self.airbyte_message_to_string(message) for message in self._emit_queued_messages(self.source))
 
-    @staticmethod
-    def handle_record_counts(message: AirbyteMessage, stream_message_count: DefaultDict[HashableStreamDescriptor, float]) -> AirbyteMessage:
+    def handle_record_counts(self, message: AirbyteMessage, stream_message_count: DefaultDict[HashableStreamDescriptor, float]) -> AirbyteMessage:
+        # Records are counted per (stream, namespace) here and added to the CDK's counter when a state message
+        # (the only reader of that counter) comes by: a tuple key hashes in C, the descriptor does not.
         if message.type == MessageType.RECORD:
-            stream_message_count[_descriptor(message.record.stream, message.record.namespace)] += 1.0
+            key = (message.record.stream, message.record.namespace)
+            self._uncounted[key] = self._uncounted.get(key, 0.0) + 1.0
             return message
+        for (name, namespace), count in self._uncounted.items():
+            stream_message_count[HashableStreamDescriptor(name=name, namespace=namespace)] += count
+        self._uncounted = {}
         return AirbyteEntrypoint.handle_record_counts(message, stream_message_count)
-
-
-@lru_cache(maxsize=None)
-def _descriptor(name: str, namespace: Optional[str]) -> HashableStreamDescriptor:
-    return HashableStreamDescriptor(name=name, namespace=namespace)
 
 
 def record_line(message: AirbyteMessage) -> str:

@@ -100,6 +100,8 @@ def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
     def fit(value: Any) -> Any:
         if value is None or not kinds:
             return value
+        if nested is not None and type(value) is dict and "object" in kinds:
+            return nested(value)
         if is_time:
             if isinstance(value, str) and _RFC3339.match(value):
                 return value

@@ -95,6 +95,8 @@ def normalize_time(value: Any) -> Optional[str]:
     kind = type(value)
     if kind is int and 0 <= value <= _LAST_EPOCH:
         return _format_epoch(value)
+    if kind is str and 0 < len(value) <= 12 and value.isdigit() and value.isascii():
+        return _format_epoch(int(value))  # an epoch sent as text (legacy custom date fields)
     if kind is str and len(value) == 20 and _RECORD_TIME.match(value):
         # Already in the record format: formatting a valid one gives it back, an invalid one stays as it is.
         return value
@@ -102,6 +104,13 @@ def normalize_time(value: Any) -> Optional[str]:
     if moment is None:
         return None if value in (None, "") else value
     return format_time(moment)
+
+
+def record_time(value: Any) -> Optional[str]:
+    """Any SendGrid timestamp in the record format, or None if it is not a time. Record-format texts sort
+    in time order, so cursors can be compared without building datetimes."""
+    text = normalize_time(value)
+    return text if type(text) is str and len(text) == 20 and _RECORD_TIME.match(text) else None
 
 
 def day(moment: datetime) -> date:
