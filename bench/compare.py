@@ -323,6 +323,9 @@ def main() -> None:
     parser.add_argument("--count", action="append", default=[], metavar="NAME=N", help="override one emulator count")
     parser.add_argument("--rate-limit", type=int, default=200, help="requests per window for the rate-limited scenario (0: skip it)")
     parser.add_argument("--rate-window", type=float, default=2.0, help="seconds per rate-limit window")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="also run a scenario where every API response is delayed this many seconds, as over the "
+                             "internet (0: skip it)")
     parser.add_argument("--concurrency", type=int, help="our connector's `concurrency` (default: the connector's default)")
     parser.add_argument("--skip-official", action="store_true", help="only our connector and the floor")
     parser.add_argument("--skip-families", action="store_true", help="skip the per-family floor comparison")
@@ -366,11 +369,15 @@ def main() -> None:
         else:
             common = [n for n in ours_names if n in truth_counts]
 
-        scenarios = [("full", 0)]
+        scenarios = [("full", 0, 0.0)]
         if args.rate_limit and not args.skip_official:
-            scenarios.append((f"full, {args.rate_limit} req/{args.rate_window:g}s", args.rate_limit))
-        for scenario, limit in scenarios:
+            scenarios.append((f"full, {args.rate_limit} req/{args.rate_window:g}s", args.rate_limit, 0.0))
+        if args.latency and not args.skip_official:
+            scenarios.append((f"full, {args.latency * 1000:g} ms latency", 0, args.latency))
+        for scenario, limit, latency in scenarios:
             emulator.set_rate_limit(limit, args.rate_window) if limit else emulator.set_rate_limit(0)
+            # Every response of the API (not the export files' host) waits `latency` seconds.
+            emulator.set_faults({"slow": 1.0} if latency else {}, slow_seconds=latency)
             incremental_label = scenario.replace("full", "incremental")
             pair_runs = {}
             contenders = [("official", official_command(), official_env(emulator), official_config, official_streams)] if not args.skip_official else []
@@ -388,7 +395,7 @@ def main() -> None:
                 print(row(incremental), flush=True)
                 runs += [full, incremental]
                 pair_runs[name] = (full, incremental)
-                if name == "ours" and not limit:
+                if name == "ours" and not limit and not latency:
                     base = floor(scenario, emulator, since, workdir, args.timeout)
                     print(row(base), flush=True)
                     runs.append(base)
@@ -398,6 +405,7 @@ def main() -> None:
         family_rows = []
         if not args.skip_families:
             emulator.set_rate_limit(0)
+            emulator.set_faults({})
             from source_sendgrid.streams import ALL_STREAMS
 
             # Streams fed by export files (not JSON pages) have no page-replay floor.
