@@ -75,10 +75,11 @@ _FITTING_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "
                   "object": (dict,), "array": (list,)}
 
 
-def _fitting_types(spec: Mapping[str, Any], kinds: Tuple[str, ...], nested: bool) -> frozenset:
+def _fitting_types(spec: Mapping[str, Any]) -> frozenset:
     """The exact Python types a value may have to be kept without a closer look (bool is not an int here)."""
+    nested = isinstance(spec.get("properties"), Mapping) or isinstance(spec.get("items"), Mapping)
     fitting = set()
-    for kind in kinds:
+    for kind in _types(spec):
         if kind == "string" and spec.get("format") == "date-time":
             continue  # a string must be checked for the format
         if kind in ("object", "array") and nested:
@@ -132,9 +133,7 @@ def compile_record_fitter(schema: Mapping[str, Any]) -> Callable[[Mapping[str, A
     for name, spec in properties.items():
         if not isinstance(spec, Mapping) or not _types(spec):
             continue  # no declared type: any value is kept
-        kinds = _types(spec)
-        nested = isinstance(spec.get("properties"), Mapping) or isinstance(spec.get("items"), Mapping)
-        fields.append((name, _fitting_types(spec, kinds, nested), compile_fitter(spec)))
+        fields.append((name, _fitting_types(spec), compile_fitter(spec)))
 
     def fit_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
         out = None
