@@ -16,7 +16,6 @@ the emulator by bench/sitecustomize.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -168,8 +167,11 @@ def run_process(args: Sequence[str], env: Optional[Dict[str, str]], stdout_path:
         peak_kb = 0
         while True:
             # VmHWM: the process's peak resident set since its exec (ru_maxrss would count the memory of
-            # this process, the emulator's, at fork time).
-            peak_kb = max(peak_kb, _vm_hwm_kb(process.pid))
+            # this process, the emulator's, at fork time). A connector that reads in worker processes is
+            # measured by the resident sets of all its processes together, sampled (pages they share are
+            # counted once per process, so this errs high).
+            tree = _process_tree(process.pid)
+            peak_kb = max(peak_kb, _vm_hwm_kb(process.pid), sum(_status_kb(pid, b"VmRSS:") for pid in tree) if len(tree) > 1 else 0)
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
@@ -185,14 +187,31 @@ def run_process(args: Sequence[str], env: Optional[Dict[str, str]], stdout_path:
 
 
 def _vm_hwm_kb(pid: int) -> int:
+    return _status_kb(pid, b"VmHWM:")
+
+
+def _status_kb(pid: int, field: bytes) -> int:
     try:
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:
-                if line.startswith(b"VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def _process_tree(pid: int) -> List[int]:
+    """The process and its descendants."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        try:
+            with open(f"/proc/{tree[index]}/task/{tree[index]}/children", "rb") as children:
+                tree.extend(int(child) for child in children.read().split())
+        except OSError:
+            pass
+        index += 1
+    return tree
 
 
 def discover(command: List[str], config: dict, env: Optional[dict], workdir: Path) -> List[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
 from source_sendgrid import SourceSendgrid
 
 REPO = Path(__file__).resolve().parents[1]
+# The line every read logs at its end.
+STATS_LINE = re.compile(r"SendGrid requests: (\d+), retried: (\d+), of which rate-limited \(429\): (\d+)")
 
 
 def config_for(emulator: Emulator, **overrides: Any) -> Dict[str, Any]:
@@ -57,6 +60,55 @@ def read_in_process(config: Mapping[str, Any], catalog: Mapping[str, Any], state
 
     parsed = ConfiguredAirbyteCatalogSerializer.load(dict(catalog))
     return read(SourceSendgrid(), dict(config), parsed, state=_state_messages(state), expecting_exception=expecting_exception)
+
+
+def read_with_command_line(config: Mapping[str, Any], catalog: Mapping[str, Any], state: Optional[List[Dict[str, Any]]] = None,
+                           expecting_exception: bool = False) -> EntrypointOutput:
+    """As read_in_process, through the command line's entrypoint (source_sendgrid/run.py) instead of the
+    CDK's: with several streams and concurrency > 1, streams are read in worker processes."""
+    import logging
+    import traceback
+    from io import StringIO
+
+    from airbyte_cdk.logger import AirbyteLogFormatter
+
+    from source_sendgrid.run import SendgridEntrypoint
+
+    with tempfile.TemporaryDirectory() as directory:
+        paths = {name: Path(directory) / f"{name}.json" for name in ("config", "catalog", "state")}
+        paths["config"].write_text(json.dumps(config))
+        paths["catalog"].write_text(json.dumps(catalog))
+        args = ["read", "--config", str(paths["config"]), "--catalog", str(paths["catalog"])]
+        if state:
+            paths["state"].write_text(json.dumps(state))
+            args += ["--state", str(paths["state"])]
+        logs = StringIO()
+        handler = logging.StreamHandler(logs)
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(AirbyteLogFormatter())
+        logging.getLogger().addHandler(handler)
+        entrypoint = SendgridEntrypoint(SourceSendgrid())
+        lines: List[str] = []
+        uncaught = None
+        try:
+            for text in entrypoint.run(entrypoint.parse_args(args)):
+                lines.extend(text.split("\n"))  # a worker's batch of lines arrives as one text
+        except Exception as error:
+            if not expecting_exception:
+                traceback.print_exc()
+            uncaught = error
+        finally:
+            logging.getLogger().removeHandler(handler)
+    return EntrypointOutput(messages=lines + logs.getvalue().split("\n")[:-1], uncaught_exception=uncaught)
+
+
+def request_stats(output: EntrypointOutput) -> tuple:
+    """(requests, retries, 429s) as the read logged them."""
+    for message in output.logs:
+        found = STATS_LINE.search(message.log.message)
+        if found:
+            return tuple(int(group) for group in found.groups())
+    raise AssertionError("the read did not log its request statistics")
 
 
 def _state_messages(state: Optional[List[Dict[str, Any]]]) -> Optional[list]:

@@ -5,8 +5,17 @@ import sys
 from collections import Counter
 
 import orjson
+import pytest
 
-from integration_tests.harness import catalog_for, config_for, latest_states, read_in_process, records_of
+from integration_tests.harness import (
+    catalog_for,
+    config_for,
+    latest_states,
+    read_in_process,
+    read_with_command_line,
+    records_of,
+    request_stats,
+)
 from source_sendgrid.windows import utc_now
 
 SUPPRESSION_LISTS = ["bounces", "blocks", "spam_reports", "invalid_emails", "global_suppressions"]
@@ -16,16 +25,24 @@ def multiset(records):
     return {stream: Counter(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in rows) for stream, rows in records.items()}
 
 
-def test_a_concurrent_read_equals_a_sequential_one_records_and_final_states(emulator, monkeypatch):
-    # Windows end at "now": both reads must see the same now for their final states to be comparable.
+def freeze_now(monkeypatch):
+    """Windows end at "now": reads compared must see the same now for their final states to be comparable."""
     frozen = utc_now()
     for name, module in list(sys.modules.items()):
         if name.startswith("source_sendgrid") and getattr(module, "utc_now", None) is utc_now:
             monkeypatch.setattr(module, "utc_now", lambda: frozen)
+
+
+@pytest.mark.parametrize("reader", ["threads", "processes"])
+def test_a_concurrent_read_equals_a_sequential_one_records_and_final_states(emulator, monkeypatch, reader):
+    """Threads: any caller of SourceSendgrid.read; processes: the command line's entrypoint."""
+    freeze_now(monkeypatch)
     sequential_config = config_for(emulator, concurrency=1)
     catalog = catalog_for(sequential_config)
     sequential = read_in_process(sequential_config, catalog)
-    concurrent = read_in_process(config_for(emulator, concurrency=8), catalog)
+    read_concurrently = read_in_process if reader == "threads" else read_with_command_line
+    requests_before = emulator_requests(emulator)
+    concurrent = read_concurrently(config_for(emulator, concurrency=8), catalog)
 
     assert not sequential.errors and not concurrent.errors
     assert multiset(records_of(concurrent)) == multiset(records_of(sequential))
@@ -34,6 +51,28 @@ def test_a_concurrent_read_equals_a_sequential_one_records_and_final_states(emul
     assert by_name(latest_states(concurrent)) == by_name(latest_states(sequential))
     # Every stream ends COMPLETE in both, whatever order the streams ran in.
     assert _final_statuses(concurrent) == _final_statuses(sequential)
+    # Each state counts the records of its stream since the one before, wherever they were read.
+    assert_state_record_counts(concurrent)
+    # The requests every worker made add up in the one count the sync reports.
+    requests, _, _ = request_stats(concurrent)
+    assert requests == emulator_requests(emulator) - requests_before
+
+
+def emulator_requests(emulator) -> int:
+    return sum(count for name, count in emulator.stats()["counters"].items() if not name.endswith(" control"))
+
+
+def assert_state_record_counts(output):
+    since_state: Counter = Counter()
+    checked = 0
+    for message in output.get_message_iterator():
+        if message.record is not None:
+            since_state[message.record.stream] += 1
+        elif message.state is not None:
+            name = message.state.stream.stream_descriptor.name
+            assert message.state.sourceStats.recordCount == since_state.pop(name, 0), name
+            checked += 1
+    assert checked and not since_state, "every record is followed by a state of its stream"
 
 
 def test_under_a_rate_limit_concurrent_streams_wait_for_the_window_instead_of_collecting_429s(emulator):

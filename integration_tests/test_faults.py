@@ -13,7 +13,6 @@ Run with `-s` to print one `MATRIX` line per cell (kind, rate, equal, requests, 
 from __future__ import annotations
 
 import os
-import re
 import time
 import types
 from typing import Any, Dict, List, Mapping
@@ -21,7 +20,7 @@ from typing import Any, Dict, List, Mapping
 import pytest
 
 from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, key_of, read_in_process, records_of, run_cli
+from integration_tests.harness import STATS_LINE, catalog_for, config_for, key_of, read_with_command_line, records_of, request_stats, run_cli
 from source_sendgrid.base import READ_TIMEOUT_ENV
 
 RATES = [0.01, 0.10, 0.30]
@@ -39,7 +38,6 @@ KINDS = {
 }
 # Seeded records start on 2023-01-01; starting just before keeps the windowed streams' requests few.
 START_DATE = "2022-12-01T00:00:00Z"
-STATS_LINE = re.compile(r"SendGrid requests: (\d+), retried: (\d+), of which rate-limited \(429\): (\d+)")
 GENERIC_CRASH = "Something went wrong in the connector"
 
 
@@ -101,19 +99,11 @@ def assert_equals_truth(emitted: Mapping[str, List[dict]], truth: Mapping[str, L
     assert compared, "no stream had a ground truth to compare with"
 
 
-def request_stats(output) -> tuple:
-    for message in output.logs:
-        found = STATS_LINE.search(message.log.message)
-        if found:
-            return tuple(int(group) for group in found.groups())
-    raise AssertionError("the read did not log its request statistics")
-
-
 def read_all(emulator: Emulator, **overrides: Any):
     config = config_for(emulator, **{"start_date": START_DATE, "window_days": 30, **overrides})
     catalog = covered_catalog(emulator, config, mode="full_refresh")
     started = time.monotonic()
-    output = read_in_process(config, catalog, expecting_exception=True)
+    output = read_with_command_line(config, catalog, expecting_exception=True)
     return output, catalog, time.monotonic() - started
 
 

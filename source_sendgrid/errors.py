@@ -6,10 +6,11 @@ CDK's HttpClient, which does the retrying.
 
 from __future__ import annotations
 
+import ctypes
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from multiprocessing import sharedctypes
 from typing import Any, Callable, Optional, Union
 
 import orjson
@@ -28,6 +29,21 @@ _EPOCH_THRESHOLD = 1_000_000_000
 _BODY_ATTR = "_sendgrid_body"
 
 
+class _BudgetNumbers(ctypes.Structure):
+    """The budget's numbers as one block of memory, so that worker processes can share it."""
+
+    _fields_ = [
+        ("remaining", ctypes.c_int64),  # _UNKNOWN: nothing to wait for
+        ("reset_at", ctypes.c_double),  # epoch seconds
+        ("in_flight", ctypes.c_int64),
+        ("waits", ctypes.c_int64),
+        ("waited_seconds", ctypes.c_double),
+    ]
+
+
+_UNKNOWN = -1
+
+
 class RateBudget(AbstractAPIBudget):
     """The requests SendGrid still allows in its current rate-limit window, shared by every stream of a sync.
 
@@ -44,45 +60,57 @@ class RateBudget(AbstractAPIBudget):
         self._clock = clock
         # Looked up at each wait (not bound here), so a test that stubs time.sleep stubs this wait too.
         self._sleep = sleep or (lambda seconds: time.sleep(seconds))
-        self._lock = threading.Lock()
-        self._remaining: Optional[int] = None  # None: unknown, nothing to wait for
-        self._reset_at = 0.0  # epoch seconds
-        self._in_flight = 0
+        self._lock: Any = threading.Lock()
+        self._numbers = _BudgetNumbers(remaining=_UNKNOWN)
         self._thread = threading.local()
-        self.waits = 0
-        self.waited_seconds = 0.0
+
+    def share_with_processes(self, context: Any) -> None:
+        """From now on, processes forked from this one (of `context`, a multiprocessing context) draw
+        from this same budget."""
+        self._numbers = sharedctypes.RawValue(_BudgetNumbers, *(getattr(self._numbers, name) for name, _ in _BudgetNumbers._fields_))
+        self._lock = context.Lock()
+
+    @property
+    def waits(self) -> int:
+        return int(self._numbers.waits)
+
+    @property
+    def waited_seconds(self) -> float:
+        return float(self._numbers.waited_seconds)
 
     def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         waited_for: Optional[float] = None
+        numbers = self._numbers
         while True:
             with self._lock:
                 if getattr(self._thread, "in_flight", False):
                     # This thread's previous request raised before its response came back.
-                    self._in_flight = max(0, self._in_flight - 1)
+                    numbers.in_flight = max(0, numbers.in_flight - 1)
                 now = self._clock()
-                if self._remaining is not None and (now >= self._reset_at or waited_for == self._reset_at):
+                if numbers.remaining != _UNKNOWN and (now >= numbers.reset_at or waited_for == numbers.reset_at):
                     # The window is over (or we already waited for this reset once): start afresh.
-                    self._remaining = None
-                if self._remaining is None or self._remaining > 0:
-                    if self._remaining is not None:
-                        self._remaining -= 1
-                    self._in_flight += 1
+                    numbers.remaining = _UNKNOWN
+                if numbers.remaining == _UNKNOWN or numbers.remaining > 0:
+                    if numbers.remaining != _UNKNOWN:
+                        numbers.remaining -= 1
+                    numbers.in_flight += 1
                     self._thread.in_flight = True
                     return
-                waited_for = self._reset_at
-                wait = min(MAX_RATE_LIMIT_WAIT, max(0.0, self._reset_at - now)) + random.uniform(0.01, 0.05)
-                self.waits += 1
-                self.waited_seconds += wait
+                waited_for = numbers.reset_at
+                wait = min(MAX_RATE_LIMIT_WAIT, max(0.0, numbers.reset_at - now)) + random.uniform(0.01, 0.05)
+                numbers.waits += 1
+                numbers.waited_seconds += wait
             self._sleep(wait)
 
     def get_matching_policy(self, request: Any) -> None:
         return None
 
     def update_from_response(self, request: Any, response: Any) -> None:
+        numbers = self._numbers
         with self._lock:
             if getattr(self._thread, "in_flight", False):
                 self._thread.in_flight = False
-                self._in_flight = max(0, self._in_flight - 1)
+                numbers.in_flight = max(0, numbers.in_flight - 1)
             if not isinstance(response, requests.Response):
                 return
             reset_in = seconds_until_reset(response, self._clock)
@@ -94,11 +122,11 @@ class RateBudget(AbstractAPIBudget):
                 return
             reset_at = self._clock() + reset_in
             # What the server counted, less what we sent that it may not have counted yet.
-            estimate = max(0, remaining - self._in_flight)
-            if self._remaining is None or reset_at > self._reset_at + self._SAME_WINDOW_SECONDS:
-                self._remaining, self._reset_at = estimate, reset_at  # a new window
-            elif reset_at > self._reset_at - self._SAME_WINDOW_SECONDS:
-                self._remaining = min(self._remaining, estimate)  # the same window: the lowest count wins
+            estimate = max(0, remaining - numbers.in_flight)
+            if numbers.remaining == _UNKNOWN or reset_at > numbers.reset_at + self._SAME_WINDOW_SECONDS:
+                numbers.remaining, numbers.reset_at = estimate, reset_at  # a new window
+            elif reset_at > numbers.reset_at - self._SAME_WINDOW_SECONDS:
+                numbers.remaining = min(numbers.remaining, estimate)  # the same window: the lowest count wins
             # else: a late response from an earlier window, nothing new
 
 
@@ -110,24 +138,45 @@ def _int_header(response: requests.Response, name: str) -> Optional[int]:
         return None
 
 
-@dataclass
+class _RequestCounts(ctypes.Structure):
+    _fields_ = [("requests", ctypes.c_int64), ("retries", ctypes.c_int64), ("rate_limited", ctypes.c_int64)]
+
+
 class RequestStats:
     """Counts shared by every stream of one sync, reported at the end of a read, and the sync's rate budget."""
 
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    budget: RateBudget = field(default_factory=RateBudget, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self) -> None:
+        self.budget = RateBudget()
+        self._counts = _RequestCounts()
+        self._lock: Any = threading.Lock()
+
+    def share_with_processes(self, context: Any) -> None:
+        """Processes forked after this (of the multiprocessing `context`) count into, and spend, the same."""
+        self._counts = sharedctypes.RawValue(_RequestCounts, self.requests, self.retries, self.rate_limited)
+        self._lock = context.Lock()
+        self.budget.share_with_processes(context)
+
+    @property
+    def requests(self) -> int:
+        return int(self._counts.requests)
+
+    @property
+    def retries(self) -> int:
+        return int(self._counts.retries)
+
+    @property
+    def rate_limited(self) -> int:
+        return int(self._counts.rate_limited)
 
     def count(self, action: ResponseAction) -> None:
+        counts = self._counts
         with self._lock:
-            self.requests += 1
+            counts.requests += 1
             if action == ResponseAction.RATE_LIMITED:
-                self.rate_limited += 1
-                self.retries += 1
+                counts.rate_limited += 1
+                counts.retries += 1
             elif action == ResponseAction.RETRY:
-                self.retries += 1
+                counts.retries += 1
 
 
 def response_body(response: requests.Response) -> Any:

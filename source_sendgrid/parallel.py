@@ -2,23 +2,36 @@
 
 `read_concurrently` does what `AbstractSource.read` does for each configured stream (STARTED, RUNNING,
 COMPLETE or INCOMPLETE status messages, an error trace for a failed stream, the other streams going on, one
-final error naming every failed stream), but reads up to `workers` streams at once in worker threads and
-merges their messages into one sequence. Each stream is read by one thread from start to end, so its
-records and state messages keep their order; messages of different streams interleave, which the
-Airbyte protocol allows (every state message is per stream).
+final error naming every failed stream), but reads up to `workers` streams at once and merges their
+messages into one sequence. Each stream is read by one worker from start to end, so its records and state
+messages keep their order; messages of different streams interleave, which the Airbyte protocol allows
+(every state message is per stream).
 
-Most of a sync's time is spent waiting for SendGrid, so threads overlap those waits. The rate-limit budget
-every stream shares (errors.RateBudget) keeps the streams together under SendGrid's limit.
+Workers are threads, or, when the command line writes the output (`SerializedLines`) and the platform can
+fork, processes: records are parsed, fitted and serialised in the worker that read them, on every core,
+instead of taking turns for one interpreter. Against SendGrid most of a page's time is spent waiting for
+the network, which either kind overlaps. The rate-limit budget and request counts every stream shares
+(errors.RequestStats) are moved to shared memory before the processes fork, so they stay one budget.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
+import multiprocessing
+import os
 import queue
+import signal
+import sys
 import threading
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+import traceback
+from collections import deque
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 from airbyte_cdk.exception_handler import generate_failed_streams_error_message
+from airbyte_cdk.logger import AirbyteLogFormatter
 from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteStateMessage,
@@ -35,11 +48,27 @@ from airbyte_cdk.sources.utils.schema_helpers import InternalConfig, split_confi
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .output import RecordLineBatch, SerializedLines
+
 # Messages handed from a worker to the merging thread at once (fewer hand-offs, same order).
 BATCH_SIZE = 500
-# Batches waiting to be written, per worker: bounds memory when the destination reads slowly.
+# Batches waiting to be written, per worker thread: bounds memory when the destination reads slowly.
 QUEUED_BATCHES_PER_WORKER = 4
 _FINISHED = object()
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+Failures = Dict[str, AirbyteTracedException]
+ReadOne = Callable[[ConfiguredAirbyteStream, Failures], Iterator[AirbyteMessage]]
+
+
+def can_read_in_processes() -> bool:
+    # Linux (the image, and most hosts): fork is safe after the imports, and a worker can ask to die with
+    # its parent. macOS and Windows read in threads.
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def fork_context() -> Any:
+    return multiprocessing.get_context("fork")
 
 
 def read_concurrently(
@@ -49,7 +78,10 @@ def read_concurrently(
     catalog: ConfiguredAirbyteCatalog,
     state: Optional[List[AirbyteStateMessage]],
     workers: int,
-) -> Iterator[AirbyteMessage]:
+    in_processes: bool = False,
+) -> Iterator[Union[AirbyteMessage, SerializedLines]]:
+    """`in_processes`: workers are forked processes that yield their records as SerializedLines; the
+    caller must have shared what the streams share (`share_with_processes`) before."""
     logger.info(f"Starting syncing {source.name}, {workers} streams at a time")
     config, internal_config = split_config(config)
     instances = {stream.name: stream for stream in source.streams(config)}
@@ -58,14 +90,32 @@ def read_concurrently(
     # Streams that wait for the server before their first record (an export job) start first, so the
     # wait overlaps the other streams; otherwise the catalog's order.
     configured = sorted(catalog.streams, key=lambda c: not getattr(instances.get(c.stream.name), "slow_start", False))
+    workers = max(1, min(workers, len(configured)))
+    read_one: ReadOne = functools.partial(_read_one, source, logger, instances, state, internal_config)
+    failures: Failures = {}
+    crashes: List[str] = []
+    run = _run_in_processes if in_processes else _run_in_threads
+    yield from run(source, configured, read_one, workers, failures, crashes)
+    yield from source._emit_queued_messages()
+    if crashes:
+        raise RuntimeError(f"A stream reader crashed: {crashes[0]}")
+    if failures:
+        message = generate_failed_streams_error_message({name: [error] for name, error in failures.items()})
+        logger.info(message)
+        # As AbstractSource.read: a non-zero exit; the streams' own errors were emitted already.
+        raise AirbyteTracedException(message=message, failure_type=FailureType.config_error)
+    logger.info(f"Finished syncing {source.name}")
+
+
+def _run_in_threads(
+    source: AbstractSource, configured: List[ConfiguredAirbyteStream], read_one: ReadOne, workers: int,
+    failures: Failures, crashes: List[str],
+) -> Iterator[AirbyteMessage]:
     pending: "queue.SimpleQueue[ConfiguredAirbyteStream]" = queue.SimpleQueue()
     for item in configured:
         pending.put(item)
-    workers = max(1, min(workers, len(configured)))
     out: "queue.Queue[Any]" = queue.Queue(maxsize=workers * QUEUED_BATCHES_PER_WORKER)
     stop = threading.Event()
-    failures: Dict[str, AirbyteTracedException] = {}
-    crashes: List[BaseException] = []
 
     def hand_over(item: Any) -> bool:
         while not stop.is_set():
@@ -84,7 +134,7 @@ def read_concurrently(
                 except queue.Empty:
                     return
                 batch: List[AirbyteMessage] = []
-                for message in _read_one(source, logger, configured_stream, instances, state, internal_config, failures):
+                for message in read_one(configured_stream, failures):
                     batch.append(message)
                     if len(batch) >= BATCH_SIZE or message.type != MessageType.RECORD:
                         if not hand_over(batch):
@@ -92,8 +142,8 @@ def read_concurrently(
                         batch = []
                 if batch and not hand_over(batch):
                     return
-        except BaseException as error:  # a bug outside any stream's own error handling
-            crashes.append(error)
+        except BaseException:  # a bug outside any stream's own error handling
+            crashes.append(traceback.format_exc())
         finally:
             hand_over(_FINISHED)
 
@@ -113,25 +163,148 @@ def read_concurrently(
         stop.set()
         for thread in threads:
             thread.join(timeout=5)
-    yield from source._emit_queued_messages()
-    if crashes:
-        raise crashes[0]
-    if failures:
-        message = generate_failed_streams_error_message({name: [error] for name, error in failures.items()})
-        logger.info(message)
-        # As AbstractSource.read: a non-zero exit; the streams' own errors were emitted already.
-        raise AirbyteTracedException(message=message, failure_type=FailureType.config_error)
-    logger.info(f"Finished syncing {source.name}")
+
+
+def _run_in_processes(
+    source: AbstractSource, configured: List[ConfiguredAirbyteStream], read_one: ReadOne, workers: int,
+    failures: Failures, crashes: List[str],
+) -> Iterator[Union[AirbyteMessage, SerializedLines]]:
+    """The parent hands each worker one stream at a time and passes on what the workers send, as it comes."""
+    context = fork_context()
+    sys.stdout.flush()  # a child must not inherit, and write again, output the parent has buffered
+    pending = deque(configured)
+    processes: Dict[Connection, Any] = {}
+    busy = set()
+    try:
+        for number in range(workers):
+            ours, theirs = context.Pipe()
+            # The child closes its copies of the parent's ends, so that it sees the parent go.
+            parent_ends = [*processes, ours]
+            process = context.Process(target=_serve, args=(theirs, parent_ends, os.getpid(), source, read_one),
+                                      name=f"sendgrid-read-{number}", daemon=True)
+            process.start()
+            theirs.close()
+            processes[ours] = process
+            busy.add(ours)
+            ours.send(pending.popleft() if pending else None)
+        while busy:
+            for connection in wait(list(busy)):
+                try:
+                    kind, payload = connection.recv()
+                except EOFError:  # the worker died without a word (killed, out of memory)
+                    busy.discard(connection)
+                    process = processes[connection]
+                    process.join(5)
+                    crashes.append(f"worker process {process.name} exited with code {process.exitcode}")
+                    continue
+                if kind == "output":
+                    yield payload
+                elif kind == "done":  # payload: (stream, its failure), or None
+                    if payload is not None:
+                        failures[payload[0]] = payload[1]
+                    next_stream = pending.popleft() if pending else None
+                    connection.send(next_stream)
+                    if next_stream is None:
+                        busy.discard(connection)
+                else:  # "crash": payload is the traceback
+                    crashes.append(payload)
+                    busy.discard(connection)
+    finally:
+        for connection, process in processes.items():
+            connection.close()  # a worker still sending stops at its next message
+            if connection in busy:
+                process.terminate()
+            process.join(timeout=5)
+
+
+class _ToParent:
+    """The worker's stdout, stderr and log stream: text goes to the parent, in order with the records."""
+
+    def __init__(self, connection: Connection):
+        self._connection = connection
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self._connection.send(("output", SerializedLines(text.rstrip("\n"))))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _serve(connection: Connection, parent_ends: List[Connection], parent: int, source: AbstractSource, read_one: ReadOne) -> None:
+    """A worker process: reads the streams the parent sends until it sends None, and dies with the parent."""
+    _die_with(parent)
+    for end in parent_ends:
+        end.close()
+    to_parent = _ToParent(connection)
+    sys.stdout = sys.stderr = to_parent  # type: ignore[assignment]
+    # The parent's log handlers write to its buffers: here, log lines go to the parent, as the CDK formats them.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(to_parent)  # type: ignore[arg-type]
+    handler.setFormatter(AirbyteLogFormatter())
+    root.addHandler(handler)
+
+    def send(item: Any) -> None:
+        connection.send(("output", item))
+
+    def send_queued() -> None:
+        for queued in source._emit_queued_messages():
+            send(queued)
+
+    try:
+        while (configured_stream := connection.recv()) is not None:
+            failures: Failures = {}
+            records = RecordLineBatch()
+            for message in read_one(configured_stream, failures):
+                if message.type == MessageType.RECORD:
+                    records.add(message)
+                    if len(records) >= BATCH_SIZE:
+                        send(records.take())
+                        send_queued()
+                    continue
+                if records:  # a state (or status) follows the records before it
+                    send(records.take())
+                send(message)
+                send_queued()
+            if records:
+                send(records.take())
+            send_queued()
+            failure = next(iter(failures.items()), None)
+            connection.send(("done", failure and (failure[0], _picklable(failure[1]))))
+    except (BrokenPipeError, EOFError):  # the parent is gone (killed or closed): stop reading
+        return
+    except BaseException:  # a bug outside any stream's own error handling
+        connection.send(("crash", traceback.format_exc()))
+
+
+def _die_with(parent: int) -> None:
+    """A parent killed mid-sync (kill -9) takes its workers along, even one waiting for SendGrid: they hold
+    its stdout open, and their output would be lost anyway. Without prctl, a worker stops at its next
+    message to the parent."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _picklable(error: AirbyteTracedException) -> AirbyteTracedException:
+    """The failure as the parent reports it (its messages and type), without the cause, which may not pickle."""
+    return AirbyteTracedException(internal_message=error.internal_message, message=error.message, failure_type=error.failure_type)
 
 
 def _read_one(
     source: AbstractSource,
     logger: logging.Logger,
-    configured_stream: ConfiguredAirbyteStream,
     instances: Mapping[str, Any],
     state: Optional[List[AirbyteStateMessage]],
     internal_config: InternalConfig,
-    failures: Dict[str, AirbyteTracedException],
+    configured_stream: ConfiguredAirbyteStream,
+    failures: Failures,
 ) -> Iterator[AirbyteMessage]:
     """One stream, as the loop body of AbstractSource.read (which does not continue on error either)."""
     name = configured_stream.stream.name

@@ -5,7 +5,8 @@ hashed stream descriptor for the count, one locked buffer write per line) costs 
 the record from SendGrid. Here a record line is written with one `orjson.dumps` of the fields the protocol
 has, the count uses one descriptor per stream, and lines are written in batches. Every other message, and
 every other command, goes through the CDK unchanged; `unit_tests/test_entrypoint.py` checks that both
-paths write the same messages.
+paths write the same messages. Because this entrypoint writes text as it comes, it lets the source read
+streams in worker processes, which hand over their records already serialised (`output.SerializedLines`).
 """
 
 from __future__ import annotations
@@ -15,27 +16,28 @@ import logging
 import os
 import sys
 import tempfile
-from typing import DefaultDict, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, DefaultDict, Dict, Iterable, Iterator, List, Optional
 
-import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
-from airbyte_cdk.models import AirbyteMessage
 from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
+from .output import SerializedLines, StreamKey, record_line
 from .source import SourceSendgrid
 
-# Lines written at once; a message other than a record is written at once, with the lines before it.
-LINES_PER_WRITE = 1000
+# Record text written at once (about 1,000 records); a message other than a record is written at once,
+# with the lines before it. A worker process's batch of records arrives as one text of many lines.
+CHARACTERS_PER_WRITE = 256 * 1024
 _RECORD_PREFIX = '{"type":"RECORD"'
 
 
 class SendgridEntrypoint(AirbyteEntrypoint):
     def __init__(self, source: SourceSendgrid):
         super().__init__(source)
-        self._uncounted: Dict[Tuple[str, Optional[str]], float] = {}
+        source.yield_serialized_lines = True  # worker processes' records arrive as text, written as is
+        self._uncounted: Dict[StreamKey, float] = {}
 
     def run(self, parsed_args: argparse.Namespace) -> Iterable[str]:
         if parsed_args.command != "read":
@@ -53,16 +55,26 @@ class SendgridEntrypoint(AirbyteEntrypoint):
                 catalog = self.source.read_catalog(parsed_args.catalog)
                 state = self.source.read_state(parsed_args.state)
                 for message in self.read(source_spec, config, catalog, state):
-                    yield record_line(message) if message.type == MessageType.RECORD else self.airbyte_message_to_string(message)
+                    if isinstance(message, SerializedLines):
+                        yield message.text
+                    elif message.type == MessageType.RECORD:
+                        yield record_line(message)
+                    else:
+                        yield self.airbyte_message_to_string(message)
         finally:
             yield from self._queued_lines()
 
     def _queued_lines(self) -> Iterator[str]:
         return (self.airbyte_message_to_string(message) for message in self._emit_queued_messages(self.source))
 
-    def handle_record_counts(self, message: AirbyteMessage, stream_message_count: DefaultDict[HashableStreamDescriptor, float]) -> AirbyteMessage:
+    def handle_record_counts(self, message: Any, stream_message_count: DefaultDict[HashableStreamDescriptor, float]) -> Any:
+        # message: an AirbyteMessage, or SerializedLines from a worker process
         # Records are counted per (stream, namespace) here and added to the CDK's counter when a state message
         # (the only reader of that counter) comes by: a tuple key hashes in C, the descriptor does not.
+        if isinstance(message, SerializedLines):
+            for key, count in message.records.items():
+                self._uncounted[key] = self._uncounted.get(key, 0.0) + count
+            return message
         if message.type == MessageType.RECORD:
             key = (message.record.stream, message.record.namespace)
             self._uncounted[key] = self._uncounted.get(key, 0.0) + 1.0
@@ -73,33 +85,17 @@ class SendgridEntrypoint(AirbyteEntrypoint):
         return AirbyteEntrypoint.handle_record_counts(message, stream_message_count)
 
 
-def record_line(message: AirbyteMessage) -> str:
-    """A RECORD message as the CDK's serializer writes it: fields that are None are left out, and so are
-    the record's own top-level fields that are None (nested ones are kept)."""
-    record = message.record
-    if record.meta is not None or record.file_reference is not None:
-        return AirbyteEntrypoint.airbyte_message_to_string(message)
-    data = record.data
-    if None in data.values():
-        data = {key: value for key, value in data.items() if value is not None}
-    body: dict = {"stream": record.stream, "data": data, "emitted_at": record.emitted_at}
-    if record.namespace is not None:
-        body["namespace"] = record.namespace
-    try:
-        return orjson.dumps({"type": "RECORD", "record": body}).decode()
-    except TypeError:  # a value orjson cannot write: the CDK's path, with its fallback
-        return AirbyteEntrypoint.airbyte_message_to_string(message)
-
-
 def write_lines(lines: Iterable[str]) -> None:
     """Write message lines to stdout, records in batches, anything else without delay."""
     pending: List[str] = []
+    size = 0
     try:
         for line in lines:
             pending.append(line)
-            if len(pending) >= LINES_PER_WRITE or not line.startswith(_RECORD_PREFIX):
+            size += len(line)
+            if size >= CHARACTERS_PER_WRITE or not line.startswith(_RECORD_PREFIX):
                 sys.stdout.write("\n".join(pending) + "\n")
-                pending = []
+                pending, size = [], 0
     finally:
         if pending:
             sys.stdout.write("\n".join(pending) + "\n")

@@ -26,9 +26,10 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .base import SendgridStream
 from .config import SendgridConfig
 from .errors import RequestStats
-from .parallel import read_concurrently
+from .parallel import can_read_in_processes, fork_context, read_concurrently
 from .scopes import ScopeGate
 from .streams import ALL_STREAMS
+from .streams.contacts_export import share_sync_export_with_processes
 
 
 _QUEUE_LOCK = threading.Lock()
@@ -44,6 +45,10 @@ class Scopes(SendgridStream):
 
 
 class SourceSendgrid(AbstractSource):
+    # Set by the command line, which writes SerializedLines as they are: then a concurrent read may use
+    # worker processes. Any other caller (the CDK's entrypoint, tests) gets AirbyteMessages only.
+    yield_serialized_lines = False
+
     @classmethod
     def read_state(cls, state_path: str) -> List[AirbyteStateMessage]:
         """Per-stream state messages; also the legacy `{"<stream>": {...}}` dict of older syncs, and a
@@ -110,7 +115,11 @@ class SourceSendgrid(AbstractSource):
         self._streams_in_read = streams
         try:
             if parsed.concurrency > 1 and len(catalog.streams) > 1:
-                yield from read_concurrently(self, logger, config, catalog, state, workers=parsed.concurrency)
+                in_processes = self.yield_serialized_lines and can_read_in_processes()
+                if in_processes:
+                    stats.share_with_processes(fork_context())
+                    share_sync_export_with_processes(stats, fork_context())
+                yield from read_concurrently(self, logger, config, catalog, state, parsed.concurrency, in_processes)
             else:
                 yield from super().read(logger, config, catalog, state)
             # The CDK only marks a stream it does not know INCOMPLETE; say so clearly, after the others synced.

@@ -1,15 +1,20 @@
 """The shared rate-limit budget, and reading several streams at once (statuses, failures, order)."""
 
+import threading
+
 from airbyte_cdk.models import AirbyteStreamStatus, SyncMode
 from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker
+import pytest
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
 from hypothesis import given
 from hypothesis import strategies as st
 
 from source_sendgrid import SourceSendgrid
-from source_sendgrid.errors import RateBudget
+from source_sendgrid.errors import RateBudget, RequestStats
+from source_sendgrid.parallel import can_read_in_processes, fork_context
 from source_sendgrid.windows import format_time, normalize_time, parse_time
 from unit_tests.builders import api_request, config, error_response, json_response, scopes_request, scopes_response
 
@@ -78,10 +83,11 @@ def test_given_requests_in_flight_when_a_response_reports_the_remaining_count_th
     budget = RateBudget(clock=clock, sleep=clock.sleep)
     reset = int(clock.now) + 5
     send(budget, response(remaining=100, reset=reset))
-    for _ in range(3):  # three requests of other threads, not answered yet
-        budget._in_flight += 1
+    others = [threading.Thread(target=budget.acquire_call, args=(None,)) for _ in range(3)]
+    for other in others:  # three requests of other threads, not answered yet
+        other.start()
+        other.join()
     send(budget, response(remaining=3, reset=reset))  # 3 left, but 3 are still in flight: none left
-    budget._in_flight = 0
     budget.acquire_call(None)
     assert len(clock.slept) == 1
 
@@ -161,3 +167,26 @@ def test_given_empty_years_when_windows_are_cut_then_they_grow_stay_contiguous_a
     assert lengths[1] == 2 * lengths[0]
     assert max(lengths) <= 32 * 180 * 86400
     assert lengths[:4] == [180 * 86400, 360 * 86400, 720 * 86400, 180 * 86400]  # back to 180 days after records
+
+
+@pytest.mark.skipif(not can_read_in_processes(), reason="worker processes need fork")
+def test_given_stats_shared_with_processes_when_a_worker_process_spends_the_budget_then_the_parent_counts_it_and_waits():
+    clock = FakeClock()
+    stats = RequestStats()
+    stats.budget = RateBudget(clock=clock, sleep=clock.sleep)
+    stats.share_with_processes(fork_context())
+    send(stats.budget, response(remaining=2, reset=int(clock.now) + 10))
+
+    def worker():
+        for _ in range(2):
+            stats.budget.acquire_call(None)
+            stats.budget.update_from_response(None, None)
+            stats.count(ResponseAction.SUCCESS)
+
+    process = fork_context().Process(target=worker)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    assert stats.requests == 2  # counted in the worker, read in the parent
+    stats.budget.acquire_call(None)  # the window's two requests were the worker's: wait for the reset
+    assert len(clock.slept) == 1 and clock.slept[0] >= 10

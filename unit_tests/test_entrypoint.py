@@ -14,7 +14,8 @@ from airbyte_cdk.test.mock_http import HttpMocker
 from airbyte_protocol_dataclasses.models import AirbyteRecordMessageMeta
 
 from source_sendgrid import SourceSendgrid
-from source_sendgrid.run import SendgridEntrypoint, record_line, write_lines
+from source_sendgrid.output import record_line
+from source_sendgrid.run import SendgridEntrypoint, write_lines
 from unit_tests.builders import api_request, catalog, config, json_response, scopes_request, scopes_response
 
 JAN_1_2024 = 1704067200

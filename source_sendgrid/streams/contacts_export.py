@@ -14,6 +14,7 @@ list_members and segment_members streams (its files are downloaded again by each
 from __future__ import annotations
 
 import csv
+import ctypes
 import gzip
 import io
 import json
@@ -22,6 +23,7 @@ import time
 import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from multiprocessing import sharedctypes
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import orjson
@@ -51,6 +53,8 @@ DOWNLOAD_TIMEOUT = (10, 300)
 # Statuses of a pre-signed link that no longer works: expired (403), refused (400) or gone (404, 410).
 _DEAD_LINK = frozenset({400, 401, 403, 404, 410})
 _GZIP_MAGIC = b"\x1f\x8b"
+# Room for the ready export's id and download links when worker processes share it (thousands of links).
+SHARED_EXPORT_BYTES = 4 * 1024 * 1024
 
 # Reserved fields whose values are not plain text, by the name the connector emits.
 LIST_FIELDS = frozenset({"list_ids", "segment_ids", "alternate_emails"})
@@ -302,12 +306,39 @@ class ReadyExport:
 
 class _SyncExport:
     """The ready unfiltered export of one sync. Its lock makes streams read concurrently wait for the one
-    that is creating the export instead of starting their own."""
+    that is creating the export instead of starting their own. Shared with worker processes, the lock is
+    theirs too and the export is kept in shared memory, so one job serves the whole sync there as well."""
 
     def __init__(self, owner: Any):
         self.owner = weakref.ref(owner)
-        self.lock = threading.Lock()
-        self.export: Optional[ReadyExport] = None
+        self.lock: Any = threading.Lock()
+        self._export: Optional[ReadyExport] = None
+        self._shared: Optional[Any] = None  # a ctypes char array: 8 bytes of length, then the export as JSON
+
+    def share_with_processes(self, context: Any) -> None:
+        self.lock = context.Lock()
+        self._shared = sharedctypes.RawArray(ctypes.c_char, SHARED_EXPORT_BYTES)  # pages are touched only when used
+
+    @property
+    def export(self) -> Optional[ReadyExport]:
+        if self._shared is None:
+            return self._export
+        size = int.from_bytes(self._shared[:8], "little")
+        if not size:
+            return self._export
+        found = orjson.loads(self._shared[8:8 + size])
+        return ReadyExport(id=found["id"], urls=tuple(found["urls"]))
+
+    @export.setter
+    def export(self, export: Optional[ReadyExport]) -> None:
+        self._export = export
+        if self._shared is None:
+            return
+        body = orjson.dumps({"id": export.id, "urls": export.urls}) if export is not None else b""
+        if len(body) + 8 > len(self._shared):
+            body = b""  # too many files to share: this process keeps it, others make their own
+        self._shared[:8] = len(body).to_bytes(8, "little")
+        self._shared[8:8 + len(body)] = body
 
 
 # Keyed by the id of the sync's RequestStats (one per read, shared by all its streams); the weak reference
@@ -325,6 +356,11 @@ def _sync_export_of(stats: Any) -> _SyncExport:
         if holder is None or holder.owner() is not stats:
             holder = _sync_exports[id(stats)] = _SyncExport(stats)
         return holder
+
+
+def share_sync_export_with_processes(stats: Any, context: Any) -> None:
+    """Before worker processes fork: the streams of the sync (of `stats`) in every process share one export."""
+    _sync_export_of(stats).share_with_processes(context)
 
 
 class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
