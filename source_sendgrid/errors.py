@@ -44,6 +44,13 @@ class _BudgetNumbers(ctypes.Structure):
 _UNKNOWN = -1
 
 
+def in_shared_memory(numbers: ctypes.Structure) -> ctypes.Structure:
+    """A copy of `numbers` in memory that processes forked afterwards share with this one."""
+    shared = sharedctypes.RawValue(type(numbers))
+    ctypes.memmove(ctypes.addressof(shared), ctypes.addressof(numbers), ctypes.sizeof(numbers))
+    return shared
+
+
 class RateBudget(AbstractAPIBudget):
     """The requests SendGrid still allows in its current rate-limit window, shared by every stream of a sync.
 
@@ -67,7 +74,7 @@ class RateBudget(AbstractAPIBudget):
     def share_with_processes(self, context: Any) -> None:
         """From now on, processes forked from this one (of `context`, a multiprocessing context) draw
         from this same budget."""
-        self._numbers = sharedctypes.RawValue(_BudgetNumbers, *(getattr(self._numbers, name) for name, _ in _BudgetNumbers._fields_))
+        self._numbers = in_shared_memory(self._numbers)
         self._lock = context.Lock()
 
     @property
@@ -152,7 +159,7 @@ class RequestStats:
 
     def share_with_processes(self, context: Any) -> None:
         """Processes forked after this (of the multiprocessing `context`) count into, and spend, the same."""
-        self._counts = sharedctypes.RawValue(_RequestCounts, self.requests, self.retries, self.rate_limited)
+        self._counts = in_shared_memory(self._counts)
         self._lock = context.Lock()
         self.budget.share_with_processes(context)
 

@@ -117,8 +117,9 @@ class SourceSendgrid(AbstractSource):
             if parsed.concurrency > 1 and len(catalog.streams) > 1:
                 in_processes = self.yield_serialized_lines and can_read_in_processes()
                 if in_processes:
-                    stats.share_with_processes(fork_context())
-                    share_sync_export_with_processes(stats, fork_context())
+                    context = fork_context()
+                    stats.share_with_processes(context)
+                    share_sync_export_with_processes(stats, context)
                 yield from read_concurrently(self, logger, config, catalog, state, parsed.concurrency, in_processes)
             else:
                 yield from super().read(logger, config, catalog, state)
