@@ -150,6 +150,32 @@ def test_a_failed_export_job_conforms(emulator):
     assert failed["status"] == "failure" and failed["message"]
 
 
+def test_contact_search_and_count_conform_and_count_every_match_beyond_the_first_50():
+    with Emulator(size=40, seed=5, families=["marketing"], counts={"contacts": 80}) as emulator:
+        register_config({"api_base_url": emulator.url})
+        search_and_count_conform(emulator)
+
+
+def search_and_count_conform(emulator):
+    total = fetch_and_validate(emulator, "GET", "/v3/marketing/contacts/count").json()["contact_count"]
+    assert total == len(emulator.truth()["contacts"]) > 50
+    everyone = fetch_and_validate(emulator, "POST", "/v3/marketing/contacts/search",
+                                  body={"query": "updated_at > TIMESTAMP '1970-01-01T00:00:00Z'"}).json()
+    assert everyone["contact_count"] == total and len(everyone["result"]) == 50
+    newest = max(c["updated_at"] for c in emulator.truth()["contacts"])
+    after = fetch_and_validate(emulator, "POST", "/v3/marketing/contacts/search",
+                               body={"query": f"updated_at > TIMESTAMP '{newest}'"}).json()
+    at_or_before = fetch_and_validate(emulator, "POST", "/v3/marketing/contacts/search",
+                                      body={"query": f"updated_at <= TIMESTAMP '{newest}'"}).json()
+    assert after["contact_count"] == 0 and after["result"] == [] and at_or_before["contact_count"] == total
+
+
+@pytest.mark.parametrize("query", ["", "email LIKE 'ann%'", "updated_at > TIMESTAMP 'yesterday'"])
+def test_a_contact_search_the_emulator_cannot_parse_is_a_400(emulator, query):
+    response = requests.post(f"{emulator.url}/v3/marketing/contacts/search", json={"query": query}, headers=AUTH, timeout=10)
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "query"
+
+
 def test_an_export_of_an_unknown_list_is_a_400(emulator):
     response = requests.post(f"{emulator.url}/v3/marketing/contacts/exports", json={"list_ids": ["nope"]}, headers=AUTH, timeout=10)
     assert response.status_code == 400

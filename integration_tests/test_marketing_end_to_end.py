@@ -80,14 +80,17 @@ def warnings_of(output):
     return [log.log.message for log in output.logs if log.log.level.value == "WARN"]
 
 
+def export_posts(emulator):
+    return [r for r in emulator.requests_log if r["method"] == "POST" and r["path"] == "/v3/marketing/contacts/exports"]
+
+
 def test_full_refresh_of_every_marketing_stream_equals_ground_truth_and_shares_one_export(emulator):
     config = config_for(emulator)
     output = read_in_process(config, catalog(config, MARKETING_STREAMS, mode="full_refresh"))
     assert not output.errors
     assert_equals_truth(records_of(output), emulator.truth())
     # contacts, list_members and segment_members were all read from one export job...
-    posts = [r for r in emulator.requests_log if r["method"] == "POST" and r["path"] == "/v3/marketing/contacts/exports"]
-    assert len(posts) == 1
+    assert len(export_posts(emulator)) == 1
     # ...whose files were fetched from the other host without our API key.
     downloads = emulator.account.data["mc_download_log"]
     assert len(downloads) == 3 and not any(d["authorized"] for d in downloads)
@@ -170,6 +173,32 @@ def test_incremental_contacts_emit_exactly_the_changed_ones_and_members_follow_c
     assert emitted.get("segments", []) == [] and emitted.get("singlesends", []) == []
     new_state = {s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in latest_states(second)}
     assert new_state["contacts"]["updated_at"] == max(r["updated_at"] for r in truth["contacts"])
+
+
+@pytest.mark.parametrize("settings, exported", [
+    ({}, False),
+    ({"search_timeouts_next": 1}, True),  # the search ran out of time: export as before
+    ({"search_matches_nothing": True}, True),  # a search index behind: it cannot account for every contact
+], ids=["search-finds-nothing-new", "search-times-out", "search-index-behind"])
+def test_an_incremental_sync_exports_contacts_only_when_the_search_cannot_show_that_none_changed(emulator, settings, exported):
+    config = config_for(emulator)
+    streams = {"contacts": ["id"]}
+    first = read_in_process(config, catalog(config, streams))
+    assert len(export_posts(emulator)) == 1
+    emulator.mutate("marketing", "export_settings", **settings)
+
+    second = read_in_process(config, catalog(config, streams), state=latest_states(first))
+    assert not second.errors and records_of(second).get("contacts", []) == []
+    assert latest_states(second) == latest_states(first)
+    assert len(export_posts(emulator)) == 1 + exported
+
+    if exported:
+        return
+    time.sleep(1.1)  # a change in a later second than anything the first sync saw
+    updated = emulator.mutate("marketing", "update_contacts", count=2)["updated"]
+    third = read_in_process(config, catalog(config, streams), state=latest_states(second))
+    assert {r["id"] for r in records_of(third)["contacts"]} == set(updated)
+    assert len(export_posts(emulator)) == 2
 
 
 def test_a_full_refresh_after_contacts_were_removed_drops_their_memberships(emulator):

@@ -70,6 +70,7 @@ class SendgridStream(HttpStream, ABC):
     # The stream waits for the server before its first record (an export job): a concurrent read starts
     # it before the others, so the wait overlaps them.
     slow_start: bool = False
+    error_handler_class: type = SendgridErrorHandler
 
     def __init__(self, config: SendgridConfig, scope_gate: ScopeGate, stats: RequestStats):
         self._config = config
@@ -119,7 +120,7 @@ class SendgridStream(HttpStream, ABC):
         return {"timeout": request_timeout()}
 
     def get_error_handler(self) -> SendgridErrorHandler:
-        return SendgridErrorHandler(
+        return self.error_handler_class(
             stream_name=self.name,
             not_found_is_empty=self.not_found_is_empty or self.pager.ends_on_not_found,
             stats=self._stats,

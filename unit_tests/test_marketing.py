@@ -293,6 +293,7 @@ def test_given_a_state_when_contacts_are_read_incrementally_then_only_newer_cont
             csv_row(3, updated="2024-02-15T00:00:00Z")]
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response())
+        mock_search(http, "2024-02-14T12:00:00Z", after=2)
         mock_fields(http)
         mock_export(http, [export_file(*rows)])
         output = run_read(config(lookback_days=1), "contacts", SyncMode.incremental,
@@ -300,6 +301,55 @@ def test_given_a_state_when_contacts_are_read_incrementally_then_only_newer_cont
     # Lookback of a day: contact 3 (updated 12 h before the cursor) comes again, contact 1 does not.
     assert [r["id"] for r in records(output)] == ["id-2", "id-3"]
     assert [m.state.stream.stream_state.__dict__ for m in output.state_messages] == [{"updated_at": "2024-02-20T00:00:00Z"}]
+
+
+def mock_search(http, threshold, after, before=None, total=None):
+    """The contact search for contacts updated after `threshold` (and, when given, at or before it) and the count."""
+    def search(operator, count):
+        http.post(HttpRequest(f"{BASE}/v3/marketing/contacts/search", body={"query": f"updated_at {operator} TIMESTAMP '{threshold}'"}),
+                  count if isinstance(count, HttpResponse) else json_response({"result": [], "contact_count": count, "_metadata": {}}))
+    search(">", after)
+    if before is not None:
+        search("<=", before)
+    if total is not None:
+        http.get(HttpRequest(f"{BASE}/v3/marketing/contacts/count"), json_response({"contact_count": total, "billable_count": total}))
+
+
+def test_given_no_contact_updated_since_the_state_when_read_incrementally_then_no_export_is_made_and_state_stays():
+    with HttpMocker() as http:  # any export request would be unmatched, and fail the test
+        http.get(scopes_request(), scopes_response())
+        mock_search(http, "2024-02-14T12:00:00Z", after=0, before=1200, total=1200)
+        output = run_read(config(lookback_days=1), "contacts", SyncMode.incremental,
+                          state("contacts", {"updated_at": "2024-02-15T12:00:00Z"}))
+    assert records(output) == [] and not output.errors
+    assert [m.state.stream.stream_state.__dict__ for m in output.state_messages] == [{"updated_at": "2024-02-15T12:00:00Z"}]
+    assert output.is_in_logs("no contact was updated after 2024-02-14T12:00:00Z")
+
+
+@pytest.mark.parametrize("before, total", [(1100, 1200), (None, 1200)], ids=["search-misses-contacts", "search-times-out"])
+def test_given_a_search_that_does_not_account_for_every_contact_when_read_incrementally_then_contacts_are_exported(before, total):
+    rows = [csv_row(1, updated="2024-02-20T00:00:00Z")]
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        mock_search(http, "2024-02-14T12:00:00Z", after=0, before=before if before is not None else error_response(408, "timeout"),
+                    total=total)
+        mock_fields(http)
+        mock_export(http, [export_file(*rows)])
+        output = run_read(config(lookback_days=1), "contacts", SyncMode.incremental,
+                          state("contacts", {"updated_at": "2024-02-15T12:00:00Z"}))
+    assert [r["id"] for r in records(output)] == ["id-1"] and not output.errors
+
+
+def test_given_a_search_sendgrid_refuses_when_read_incrementally_then_contacts_are_exported_without_an_error():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        mock_search(http, "2024-02-14T12:00:00Z", after=error_response(400, "invalid query"))
+        mock_fields(http)
+        mock_export(http, [export_file(csv_row(1, updated="2024-02-20T00:00:00Z"))])
+        output = run_read(config(lookback_days=1), "contacts", SyncMode.incremental,
+                          state("contacts", {"updated_at": "2024-02-15T12:00:00Z"}))
+    assert [r["id"] for r in records(output)] == ["id-1"] and not output.errors
+    assert not [log for log in output.logs if log.log.level.value == "ERROR"]
 
 
 def test_given_list_and_segment_members_when_read_then_each_membership_is_one_record():

@@ -25,20 +25,25 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from multiprocessing import sharedctypes
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 import orjson
 import requests
 import urllib3
 from airbyte_cdk.models import FailureType, SyncMode
+from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import SendgridStream
-from ..errors import response_body
+from ..errors import SendgridErrorHandler, response_body
 from ..windows import format_time, normalize_time, parse_time
 from .marketing import Lists, Segments
 
 EXPORT_PATH = "/v3/marketing/contacts/exports"
+SEARCH_PATH = "/v3/marketing/contacts/search"
+COUNT_PATH = "/v3/marketing/contacts/count"
+PROBE_PATHS = (SEARCH_PATH, COUNT_PATH)
 FIELD_DEFINITIONS_PATH = "/v3/marketing/field_definitions"
 FAILED_STATUSES = frozenset({"failure", "failed"})
 # A job is created again after a failure or an expired link, at most this many times in all.
@@ -363,6 +368,20 @@ def share_sync_export_with_processes(stats: Any, context: Any) -> None:
     _sync_export_of(stats).share_with_processes(context)
 
 
+class _ProbeTolerantErrorHandler(SendgridErrorHandler):
+    """The contact search and count only tell whether an export can be skipped: an answer that would fail the
+    stream (a query SendGrid does not accept, an endpoint it does not serve) or a search that ran out of time
+    (408, after 20 s: asking again would not be faster) just means "export"."""
+
+    def _resolve(self, response: Any) -> ErrorResolution:
+        resolution = super()._resolve(response)
+        if isinstance(response, requests.Response) and urlsplit(response.request.url).path.endswith(PROBE_PATHS) \
+                and (resolution.failure_type == FailureType.system_error or response.status_code == 408):
+            return ErrorResolution(ResponseAction.IGNORE, None, f"Stream {self._stream_name}: SendGrid answered "
+                                   f"{response.status_code} to {urlsplit(response.request.url).path}; exporting instead.")
+        return resolution
+
+
 class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     """A stream made from the contacts of one export job; subclasses say which records a contact gives."""
 
@@ -374,6 +393,7 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     cursor_field = "updated_at"
     # Contacts emit only what changed since the state; membership streams emit the whole membership.
     filters_by_cursor = True
+    error_handler_class = _ProbeTolerantErrorHandler
 
     # --- what a subclass says ---
 
@@ -395,6 +415,9 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         cursor = parse_time((self.state or {}).get(self.cursor_field))
         threshold = format_time(cursor - self._config.lookback) if cursor and sync_mode == SyncMode.incremental else None
         newest = format_time(cursor) if cursor else None
+        if self.filters_by_cursor and threshold is not None and self._none_updated_after(threshold):
+            self.logger.info(f"Stream {self.name}: no contact was updated after {threshold}; no export needed.")
+            return
         self._fields = self._field_types()
         if self._skipped:
             return
@@ -435,6 +458,27 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
                                    f"after {self._export_attempts} exports") from None
                 self.logger.warning(f"Stream {self.name}: a download link of export {export.id} no longer works "
                                     f"({dead}); creating a new export. Contacts already read may be emitted again.")
+
+    def _none_updated_after(self, threshold: str) -> bool:
+        """Whether SendGrid's contact search finds no contact updated after `threshold`, so that an incremental
+        sync with nothing new skips the export (minutes for a large account). The search is trusted only when
+        the contacts it finds at or before the threshold are every contact the account counts: a query
+        SendGrid reads differently, or an index that has not caught up, means an export as before."""
+        after = self._search_count(f"updated_at > TIMESTAMP '{threshold}'")
+        if after != 0:
+            return False
+        before = self._search_count(f"updated_at <= TIMESTAMP '{threshold}'")
+        total = self._body_of(self._api("GET", COUNT_PATH)).get("contact_count")
+        return before is not None and before == total
+
+    def _search_count(self, query: str) -> Optional[int]:
+        count = self._body_of(self._api("POST", SEARCH_PATH, json={"query": query})).get("contact_count")
+        return count if isinstance(count, int) else None
+
+    @staticmethod
+    def _body_of(response: requests.Response) -> Mapping[str, Any]:
+        body = response_body(response) if response.status_code == 200 else None
+        return body if isinstance(body, Mapping) else {}
 
     def _field_types(self) -> FieldTypes:
         response = self._api("GET", FIELD_DEFINITIONS_PATH)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import operator
+import re
 import socket
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -293,6 +296,8 @@ _DEFAULT_EXPORT_SETTINGS = {
     "expire_next": 0,          # this many new jobs get download links that have already expired
     "rows_per_file": 5000,     # a larger export is split into several files
     "truncate_next_downloads": 0,  # this many downloads send half the file, then close the connection
+    "search_timeouts_next": 0,   # this many contact searches answer 408, as a query running over 20 s
+    "search_matches_nothing": False,  # a search index that has not caught up: every query matches no one
 }
 
 
@@ -349,6 +354,56 @@ def export_status(request: Request, account: Account) -> Response:
                 for n in range(len(job["files"]))]
         return Response(200, {**body, "status": "ready", "urls": urls, "contact_count": job["contact_count"],
                               "completed_at": _iso(job["created_at"])})
+
+
+# --- contact search and count --------------------------------------------------------------------
+
+_SGQL_COMPARISON = re.compile(r"\s*(created_at|updated_at)\s*(>=|<=|!=|=|>|<)\s*TIMESTAMP\s*(['\"])([^'\"]+)\3\s*", re.I)
+_SGQL_OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "=": operator.eq,
+                   "!=": operator.ne}
+
+
+def _sgql_filter(query: str) -> Callable[[Dict[str, Any]], bool]:
+    """The SGQL this emulator understands: time comparisons (`updated_at > TIMESTAMP '…'`) joined by AND.
+    Anything else is refused as SendGrid refuses a query it cannot parse (400)."""
+    tests = []
+    for part in re.split(r"\s+AND\s+", query.strip(), flags=re.I):
+        found = _SGQL_COMPARISON.fullmatch(part)
+        if not found:
+            raise BadRequest(f"invalid query: cannot parse {part.strip()[:60]!r}", "query")
+        field_name, op, _, literal = found.groups()
+        try:
+            moment = datetime.fromisoformat(literal.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(f"invalid query: {literal!r} is not an ISO 8601 timestamp", "query") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        tests.append((field_name.lower(), _SGQL_OPERATORS[op], int(moment.timestamp())))
+    return lambda contact: all(compare(contact[name], epoch) for name, compare, epoch in tests)
+
+
+@routes.post(r"/v3/marketing/contacts/search", scope="marketing.read", us_only=True, product=PRODUCT)
+def search_contacts(request: Request, account: Account) -> Response:
+    query = (request.json() or {}).get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("query is required", "query")
+    matches = _sgql_filter(query)
+    with account.lock:
+        settings = account.data["mc_export_settings"]
+        if settings["search_timeouts_next"] > 0:
+            settings["search_timeouts_next"] -= 1
+            return error(408, "the query took longer than 20 seconds")
+        found = [] if settings["search_matches_nothing"] else [c for c in account.data["mc_contacts"] if matches(c)]
+        first = [_present(_contact_record(c)) for c in found[:50]]  # the spec types no field as nullable
+    return Response(200, {"result": first, "contact_count": len(found),
+                          "_metadata": {"self": f"{request.base_url}{request.path}"}})
+
+
+@routes.get(r"/v3/marketing/contacts/count", scope="marketing.read", us_only=True, product=PRODUCT)
+def count_contacts(request: Request, account: Account) -> Response:
+    with account.lock:
+        total = len(account.data["mc_contacts"])
+    return Response(200, {"contact_count": total, "billable_count": total})
 
 
 def _csv_value(value: Any) -> str:
