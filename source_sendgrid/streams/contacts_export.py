@@ -31,8 +31,8 @@ import orjson
 import requests
 import urllib3
 from airbyte_cdk.models import FailureType, SyncMode
-from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
+from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import SendgridStream
