@@ -303,12 +303,13 @@ def test_given_a_state_when_contacts_are_read_incrementally_then_only_newer_cont
     assert [m.state.stream.stream_state.__dict__ for m in output.state_messages] == [{"updated_at": "2024-02-20T00:00:00Z"}]
 
 
-def mock_search(http, threshold, after, before=None, total=None):
-    """The contact search for contacts updated after `threshold` (and, when given, at or before it) and the count."""
-    def search(operator, count):
+def mock_search(http, threshold, after, before=None, total=None, found=()):
+    """The contact search for contacts updated after `threshold` (`found`: the contacts it returns; when given,
+    also the search at or before it) and the count."""
+    def search(operator, count, result=()):
         http.post(HttpRequest(f"{BASE}/v3/marketing/contacts/search", body={"query": f"updated_at {operator} TIMESTAMP '{threshold}'"}),
-                  count if isinstance(count, HttpResponse) else json_response({"result": [], "contact_count": count, "_metadata": {}}))
-    search(">", after)
+                  count if isinstance(count, HttpResponse) else json_response({"result": list(result), "contact_count": count, "_metadata": {}}))
+    search(">", after, found)
     if before is not None:
         search("<=", before)
     if total is not None:
@@ -318,12 +319,43 @@ def mock_search(http, threshold, after, before=None, total=None):
 def test_given_no_contact_updated_since_the_state_when_read_incrementally_then_no_export_is_made_and_state_stays():
     with HttpMocker() as http:  # any export request would be unmatched, and fail the test
         http.get(scopes_request(), scopes_response())
+        mock_fields(http)
         mock_search(http, "2024-02-14T12:00:00Z", after=0, before=1200, total=1200)
         output = run_read(config(lookback_days=1), "contacts", SyncMode.incremental,
                           state("contacts", {"updated_at": "2024-02-15T12:00:00Z"}))
     assert records(output) == [] and not output.errors
     assert [m.state.stream.stream_state.__dict__ for m in output.state_messages] == [{"updated_at": "2024-02-15T12:00:00Z"}]
-    assert output.is_in_logs("no contact was updated after 2024-02-14T12:00:00Z")
+    assert output.is_in_logs(r"the contact search found every contact updated after 2024-02-14T12:00:00Z \(0\)")
+
+
+def test_given_a_few_contacts_updated_since_the_state_when_read_incrementally_then_they_come_from_the_search_without_an_export():
+    found = [{"id": "id-7", "email": "c7@example.com", "first_name": "Ann", "list_ids": [LIST_A], "segment_ids": [],
+              "alternate_emails": [], "created_at": "2023-01-01T00:00:00Z", "updated_at": "2024-02-20T00:00:00.000Z",
+              "custom_fields": {"num_orders": "12", "Birthday": "2024-05-06T00:00:00Z", "tier": "gold"},
+              "_metadata": {"self": "https://api.sendgrid.com/v3/marketing/contacts/id-7"}}]
+    with HttpMocker() as http:  # any export request would be unmatched, and fail the test
+        http.get(scopes_request(), scopes_response())
+        mock_fields(http)
+        mock_search(http, "2024-02-14T12:00:00Z", after=1, found=found, before=1199, total=1200)
+        output = run_read(config(lookback_days=1), "contacts", SyncMode.incremental,
+                          state("contacts", {"updated_at": "2024-02-15T12:00:00Z"}))
+    assert records(output) == [{
+        "id": "id-7", "email": "c7@example.com", "first_name": "Ann", "list_ids": [LIST_A], "segment_ids": [],
+        "alternate_emails": [], "created_at": "2023-01-01T00:00:00Z", "updated_at": "2024-02-20T00:00:00Z",
+        "custom_fields": {"num_orders": 12, "Birthday": "2024-05-06T00:00:00Z", "tier": "gold"},
+    }]
+    assert [m.state.stream.stream_state.__dict__ for m in output.state_messages] == [{"updated_at": "2024-02-20T00:00:00Z"}]
+
+
+def test_given_more_changed_contacts_than_the_search_returns_when_read_incrementally_then_contacts_are_exported():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        mock_fields(http)
+        mock_search(http, "2024-02-14T12:00:00Z", after=51, found=[{"id": f"id-{n}"} for n in range(50)])
+        mock_export(http, [export_file(csv_row(1, updated="2024-02-20T00:00:00Z"))])
+        output = run_read(config(lookback_days=1), "contacts", SyncMode.incremental,
+                          state("contacts", {"updated_at": "2024-02-15T12:00:00Z"}))
+    assert [r["id"] for r in records(output)] == ["id-1"] and not output.errors
 
 
 @pytest.mark.parametrize("before, total", [(1100, 1200), (None, 1200)], ids=["search-misses-contacts", "search-times-out"])

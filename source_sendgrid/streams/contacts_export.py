@@ -6,6 +6,9 @@ URL. The files sit on another host behind pre-signed links (sent without our `Au
 SendGrid has served them gzip-compressed and plain, as CSV and as JSON: both are detected from the bytes
 and parsed while they stream in, so memory stays flat however many contacts the account has.
 
+An incremental contacts sync first asks the contact search for the contacts changed since its state: when the
+search returns them all (it returns at most 50) and its counts add up, they are the records, and no export runs.
+
 Each contact in an unfiltered export carries its `list_ids` and `segment_ids`, so one export gives the
 exact membership of every list and segment. Within one sync the ready export is shared by the contacts,
 list_members and segment_members streams (its files are downloaded again by each, not kept).
@@ -369,7 +372,7 @@ def share_sync_export_with_processes(stats: Any, context: Any) -> None:
 
 
 class _ProbeTolerantErrorHandler(SendgridErrorHandler):
-    """The contact search and count only tell whether an export can be skipped: an answer that would fail the
+    """The contact search and count only tell whether the export can be skipped: an answer that would fail the
     stream (a query SendGrid does not accept, an endpoint it does not serve) or a search that ran out of time
     (408, after 20 s: asking again would not be faster) just means "export"."""
 
@@ -415,13 +418,14 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         cursor = parse_time((self.state or {}).get(self.cursor_field))
         threshold = format_time(cursor - self._config.lookback) if cursor and sync_mode == SyncMode.incremental else None
         newest = format_time(cursor) if cursor else None
-        if self.filters_by_cursor and threshold is not None and self._none_updated_after(threshold):
-            self.logger.info(f"Stream {self.name}: no contact was updated after {threshold}; no export needed.")
-            return
         self._fields = self._field_types()
         if self._skipped:
             return
-        for contact in self._contacts():
+        searched = self._changed_after(threshold) if self.filters_by_cursor and threshold is not None else None
+        if searched is not None:
+            self.logger.info(f"Stream {self.name}: the contact search found every contact updated after {threshold} "
+                             f"({len(searched)}); no export needed.")
+        for contact in (self._contacts() if searched is None else searched):
             updated = contact.get("updated_at")
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
@@ -459,21 +463,30 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
                 self.logger.warning(f"Stream {self.name}: a download link of export {export.id} no longer works "
                                     f"({dead}); creating a new export. Contacts already read may be emitted again.")
 
-    def _none_updated_after(self, threshold: str) -> bool:
-        """Whether SendGrid's contact search finds no contact updated after `threshold`, so that an incremental
-        sync with nothing new skips the export (minutes for a large account). The search is trusted only when
-        the contacts it finds at or before the threshold are every contact the account counts: a query
-        SendGrid reads differently, or an index that has not caught up, means an export as before."""
-        after = self._search_count(f"updated_at > TIMESTAMP '{threshold}'")
-        if after != 0:
-            return False
-        before = self._search_count(f"updated_at <= TIMESTAMP '{threshold}'")
+    def _changed_after(self, threshold: str) -> Optional[List[Dict[str, Any]]]:
+        """Every contact updated after `threshold`, when SendGrid's contact search can give them all (it returns
+        the first 50 matches), so that an incremental sync with little or nothing new skips the export (minutes
+        for a large account). The search is trusted only when the contacts it counts after and at or before the
+        threshold add up to the contacts the account counts: a query SendGrid reads differently, or an index
+        that has not caught up, means None, and an export as before."""
+        after = self._search(f"updated_at > TIMESTAMP '{threshold}'")
+        if after is None or after[0] > len(after[1]):
+            return None
+        before = self._search(f"updated_at <= TIMESTAMP '{threshold}'")
         total = self._body_of(self._api("GET", COUNT_PATH)).get("contact_count")
-        return before is not None and before == total
+        if before is None or before[0] + after[0] != total:
+            return None
+        plan = JsonPlan(self._fields)
+        # The search's contacts are the API's contact objects: read like a JSON export, without their `_metadata`.
+        return [plan.record({k: v for k, v in contact.items() if not k.startswith("_")}) for contact in after[1]]
 
-    def _search_count(self, query: str) -> Optional[int]:
-        count = self._body_of(self._api("POST", SEARCH_PATH, json={"query": query})).get("contact_count")
-        return count if isinstance(count, int) else None
+    def _search(self, query: str) -> Optional[Tuple[int, List[Mapping[str, Any]]]]:
+        """(how many contacts match, the first of them), or None if SendGrid did not answer that."""
+        body = self._body_of(self._api("POST", SEARCH_PATH, json={"query": query}))
+        count, contacts = body.get("contact_count"), body.get("result")
+        if not isinstance(count, int) or not isinstance(contacts, list) or not all(isinstance(c, Mapping) for c in contacts):
+            return None
+        return count, contacts
 
     @staticmethod
     def _body_of(response: requests.Response) -> Mapping[str, Any]:
