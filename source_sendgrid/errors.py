@@ -44,14 +44,23 @@ class _BudgetNumbers(ctypes.Structure):
 _UNKNOWN = -1
 
 
-def in_shared_memory(numbers: ctypes.Structure) -> ctypes.Structure:
-    """A copy of `numbers` in memory that processes forked afterwards share with this one."""
-    shared = sharedctypes.RawValue(type(numbers))
-    ctypes.memmove(ctypes.addressof(shared), ctypes.addressof(numbers), ctypes.sizeof(numbers))
-    return shared
+class _SharedNumbers:
+    """A block of numbers (a ctypes struct) and the lock that guards it, which worker processes can share."""
+
+    def __init__(self, numbers: ctypes.Structure):
+        self._numbers = numbers
+        self._lock: Any = threading.Lock()
+
+    def share_with_processes(self, context: Any) -> None:
+        """From now on, processes forked from this one (of `context`, a multiprocessing context) read and
+        change these same numbers, under a lock they share."""
+        shared = sharedctypes.RawValue(type(self._numbers))
+        ctypes.memmove(ctypes.addressof(shared), ctypes.addressof(self._numbers), ctypes.sizeof(self._numbers))
+        self._numbers = shared
+        self._lock = context.Lock()
 
 
-class RateBudget(AbstractAPIBudget):
+class RateBudget(_SharedNumbers, AbstractAPIBudget):
     """The requests SendGrid still allows in its current rate-limit window, shared by every stream of a sync.
 
     Every response's `X-RateLimit-Remaining` and `X-RateLimit-Reset` update it. When the remaining
@@ -67,15 +76,8 @@ class RateBudget(AbstractAPIBudget):
         self._clock = clock
         # Looked up at each wait (not bound here), so a test that stubs time.sleep stubs this wait too.
         self._sleep = sleep or (lambda seconds: time.sleep(seconds))
-        self._lock: Any = threading.Lock()
-        self._numbers = _BudgetNumbers(remaining=_UNKNOWN)
+        super().__init__(_BudgetNumbers(remaining=_UNKNOWN))
         self._thread = threading.local()
-
-    def share_with_processes(self, context: Any) -> None:
-        """From now on, processes forked from this one (of `context`, a multiprocessing context) draw
-        from this same budget."""
-        self._numbers = in_shared_memory(self._numbers)
-        self._lock = context.Lock()
 
     @property
     def waits(self) -> int:
@@ -149,34 +151,31 @@ class _RequestCounts(ctypes.Structure):
     _fields_ = [("requests", ctypes.c_int64), ("retries", ctypes.c_int64), ("rate_limited", ctypes.c_int64)]
 
 
-class RequestStats:
+class RequestStats(_SharedNumbers):
     """Counts shared by every stream of one sync, reported at the end of a read, and the sync's rate budget."""
 
     def __init__(self) -> None:
+        super().__init__(_RequestCounts())
         self.budget = RateBudget()
-        self._counts = _RequestCounts()
-        self._lock: Any = threading.Lock()
 
     def share_with_processes(self, context: Any) -> None:
-        """Processes forked after this (of the multiprocessing `context`) count into, and spend, the same."""
-        self._counts = in_shared_memory(self._counts)
-        self._lock = context.Lock()
+        super().share_with_processes(context)
         self.budget.share_with_processes(context)
 
     @property
     def requests(self) -> int:
-        return int(self._counts.requests)
+        return int(self._numbers.requests)
 
     @property
     def retries(self) -> int:
-        return int(self._counts.retries)
+        return int(self._numbers.retries)
 
     @property
     def rate_limited(self) -> int:
-        return int(self._counts.rate_limited)
+        return int(self._numbers.rate_limited)
 
     def count(self, action: ResponseAction) -> None:
-        counts = self._counts
+        counts = self._numbers
         with self._lock:
             counts.requests += 1
             if action == ResponseAction.RATE_LIMITED:
