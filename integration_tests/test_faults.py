@@ -7,6 +7,8 @@ end, that the sync fails with a clear, specific error once its bounded retries a
 Backoff waits are real in the rate-limiter storms (the connector must wait for the window to reset) and
 compressed to ~1 ms in the random-fault cells (the connector asks for the same waits; we record them),
 so the whole matrix runs in CI time. Read timeouts use `SOURCE_SENDGRID_READ_TIMEOUT_SECONDS`.
+A request is faulted at most four times running (fewer than our retries; see `FaultPlan.max_in_a_row`), so a
+cell never fails by the luck of the draw; the endless-fault tests cover retries running out.
 Run with `-s` to print one `MATRIX` line per cell (kind, rate, equal, requests, retries, 429s, wall time).
 """
 
@@ -112,7 +114,7 @@ def read_all(emulator: Emulator, **overrides: Any):
 def test_fault_matrix_records_equal_the_truth(kind, rate, fast_backoff, monkeypatch):
     monkeypatch.setenv(READ_TIMEOUT_ENV, "0.1")
     with new_emulator(size=40, seed=5) as emulator:
-        emulator.set_faults({KINDS[kind]: rate}, seed=int(rate * 1000) + len(kind), slow_seconds=0.4)
+        emulator.set_faults({KINDS[kind]: rate}, seed=int(rate * 1000) + len(kind), slow_seconds=0.4, max_in_a_row=4)
         output, catalog, wall = read_all(emulator)
         injected = sum(emulator.stats()["faults"].values())
         truth = emulator.truth()
@@ -126,6 +128,19 @@ def test_fault_matrix_records_equal_the_truth(kind, rate, fast_backoff, monkeypa
     if kind == "429":
         assert rate_limited == injected
     assert_equals_truth(records_of(output), truth, catalog)
+
+
+def test_the_fault_plan_caps_faults_in_a_row_per_request_and_counts_only_injected_ones():
+    """The matrix's cap: a request is faulted at most `max_in_a_row` times running, then answered."""
+    from integration_tests.emulator.faults import FaultPlan
+
+    plan = FaultPlan(rates={"500": 1.0}, max_in_a_row=2)
+    page_one = [plan.draw("/v3/bounces", "GET /v3/bounces?offset=0") for _ in range(6)]
+    other = plan.draw("/v3/blocks", "GET /v3/blocks?offset=0")
+    assert page_one == ["500", "500", None, "500", "500", None]
+    assert other == "500"
+    assert plan.injected == {"500": 5}
+    assert FaultPlan(rates={"500": 1.0}).draw("/v3/bounces", "x") == "500"
 
 
 @pytest.mark.parametrize("reset_style", ["epoch", "delta"])

@@ -14,15 +14,23 @@ FAULT_KINDS = ("429", "500", "502", "503", "drop", "slow", "truncate", "html", "
 
 @dataclass
 class FaultPlan:
-    """Probability of each fault per request (0..1), drawn from a seeded generator."""
+    """Probability of each fault per request (0..1), drawn from a seeded generator.
+
+    `max_in_a_row` caps how many times in a row the same request (method and full URL) is faulted. Draws are
+    independent, so at 30 % a sync of a few hundred requests meets a run of nine faults (our retries) about
+    once in a hundred syncs; the fault matrix caps the run so that each cell proves recovery, and the
+    endless-fault tests prove what happens when retries run out.
+    """
 
     rates: Dict[str, float] = field(default_factory=dict)
     seed: int = 0
     slow_seconds: float = 2.0
     path_regex: str = r"^/v3/"
+    max_in_a_row: Optional[int] = None
     _random: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     injected: Dict[str, int] = field(default_factory=dict)
+    _in_a_row: Dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.rates) - set(FAULT_KINDS)
@@ -31,17 +39,29 @@ class FaultPlan:
         self._random = random.Random(self.seed)
         self._pattern = re.compile(self.path_regex)
 
-    def draw(self, path: str) -> Optional[str]:
+    def draw(self, path: str, request: str = "") -> Optional[str]:
+        """The fault for this request, if any; `request` identifies it across retries (e.g. "GET /v3/...?page=2")."""
         if not self.rates or not self._pattern.search(path):
             return None
         with self._lock:
-            roll = self._random.random()
-            for kind in FAULT_KINDS:
-                rate = self.rates.get(kind, 0.0)
-                if roll < rate:
-                    self.injected[kind] = self.injected.get(kind, 0) + 1
-                    return kind
-                roll -= rate
+            kind = self._roll()
+            if self.max_in_a_row is not None:
+                run = self._in_a_row.get(request, 0)
+                if kind is None or run >= self.max_in_a_row:
+                    self._in_a_row.pop(request, None)
+                    return None
+                self._in_a_row[request] = run + 1
+            if kind is not None:
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+            return kind
+
+    def _roll(self) -> Optional[str]:
+        roll = self._random.random()
+        for kind in FAULT_KINDS:
+            rate = self.rates.get(kind, 0.0)
+            if roll < rate:
+                return kind
+            roll -= rate
         return None
 
 

@@ -116,8 +116,10 @@ class Emulator:
     def add_key(self, key: str, scopes: Iterable[str]) -> None:
         self.keys[key] = sorted({*BASE_SCOPES, *scopes})
 
-    def set_faults(self, rates: Dict[str, float], seed: int = 0, slow_seconds: float = 2.0, path_regex: str = r"^/v3/") -> None:
-        self.faults = FaultPlan(rates=dict(rates), seed=seed, slow_seconds=slow_seconds, path_regex=path_regex)
+    def set_faults(self, rates: Dict[str, float], seed: int = 0, slow_seconds: float = 2.0, path_regex: str = r"^/v3/",
+                   max_in_a_row: Optional[int] = None) -> None:
+        self.faults = FaultPlan(rates=dict(rates), seed=seed, slow_seconds=slow_seconds, path_regex=path_regex,
+                                max_in_a_row=max_in_a_row)
 
     def set_rate_limit(self, limit: int, window_seconds: float = 1.0, reset_style: str = "epoch") -> None:
         self.limiter = RateLimiter(limit=limit, window_seconds=window_seconds, reset_style=reset_style)
@@ -233,7 +235,7 @@ def _handler_for(emulator: Emulator) -> type:
             host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
             request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                               self.headers, body, base_url=f"http://{host}")
-            fault = emulator.faults.draw(parts.path) if not parts.path.startswith("/_emulator/") else None
+            fault = emulator.faults.draw(parts.path, f"{self.command} {self.path}") if not parts.path.startswith("/_emulator/") else None
             emulator.count(f"{self.command} {parts.path.split('/')[2] if parts.path.startswith('/v3/') else 'control'}")
             emulator.requests_log.append({
                 "method": self.command,
