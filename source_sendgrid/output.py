@@ -1,22 +1,24 @@
-"""Messages as the lines a sync writes: one home for the record line, shared by the command line and the
-worker processes that serialise their own records."""
+"""Messages as the lines a sync writes: one home for the record line, shared by the command line, the
+worker processes that serialise their own records, and streams that hand over whole pages of records."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.models import AirbyteMessage
+from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage
+from airbyte_cdk.models import Type as MessageType
 
 StreamKey = Tuple[str, Optional[str]]  # (stream, namespace)
 
 
 @dataclass
 class SerializedLines:
-    """Message lines already written as text (by a worker process), with the records they hold per stream,
-    for the entrypoint's record counts."""
+    """Message lines already written as text (a page of a stream, or a worker process's batch), with the
+    records they hold per stream, for the entrypoint's record counts."""
 
     text: str
     records: Dict[StreamKey, int] = field(default_factory=dict)
@@ -49,13 +51,25 @@ def record_line(message: AirbyteMessage) -> str:
     record = message.record
     if record.meta is not None or record.file_reference is not None:
         return AirbyteEntrypoint.airbyte_message_to_string(message)
-    data = record.data
+    return _line(record.stream, record.data, record.emitted_at, record.namespace)
+
+
+def page_lines(stream: str, records: List[Mapping[str, Any]]) -> SerializedLines:
+    """The RECORD lines of one page of a stream's records, as `record_line` writes each."""
+    emitted_at = time.time_ns() // 1_000_000
+    lines = [_line(stream, data, emitted_at) for data in records]
+    return SerializedLines("\n".join(lines), {(stream, None): len(lines)})
+
+
+def _line(stream: str, data: Mapping[str, Any], emitted_at: int, namespace: Optional[str] = None) -> str:
     if None in data.values():
         data = {key: value for key, value in data.items() if value is not None}
-    body: dict = {"stream": record.stream, "data": data, "emitted_at": record.emitted_at}
-    if record.namespace is not None:
-        body["namespace"] = record.namespace
+    body: dict = {"stream": stream, "data": data, "emitted_at": emitted_at}
+    if namespace is not None:
+        body["namespace"] = namespace
     try:
         return orjson.dumps({"type": "RECORD", "record": body}).decode()
     except TypeError:  # a value orjson cannot write: the CDK's path, with its fallback
+        message = AirbyteMessage(type=MessageType.RECORD, record=AirbyteRecordMessage(
+            stream=stream, data=dict(data), emitted_at=emitted_at, namespace=namespace))
         return AirbyteEntrypoint.airbyte_message_to_string(message)

@@ -136,7 +136,7 @@ def _run_in_threads(
                 batch: List[AirbyteMessage] = []
                 for message in read_one(configured_stream, failures):
                     batch.append(message)
-                    if len(batch) >= BATCH_SIZE or message.type != MessageType.RECORD:
+                    if len(batch) >= BATCH_SIZE or isinstance(message, SerializedLines) or message.type != MessageType.RECORD:
                         if not hand_over(batch):
                             return
                         batch = []
@@ -259,6 +259,12 @@ def _serve(connection: Connection, parent_ends: List[Connection], parent: int, s
             failures: Failures = {}
             records = RecordLineBatch()
             for message in read_one(configured_stream, failures):
+                if isinstance(message, SerializedLines):  # a page of records, serialised by its stream
+                    if records:
+                        send(records.take())
+                    send(message)
+                    send_queued()
+                    continue
                 if message.type == MessageType.RECORD:
                     records.add(message)
                     if len(records) >= BATCH_SIZE:

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
-from .windows import format_time, parse_time
+from .windows import normalize_time
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _INTEGER = re.compile(r"^\s*-?\d{1,30}\s*$")
@@ -104,17 +104,16 @@ def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
         if nested is not None and type(value) is dict and "object" in kinds:
             return nested(value)
         if is_time:
-            if isinstance(value, str) and _RFC3339.match(value):
+            if type(value) is str and _RFC3339.match(value):
                 return value
-            moment = parse_time(value)
-            return format_time(moment) if moment is not None else None
+            text = normalize_time(value)  # the value itself when it is not a time
+            return None if text is value else text
         for kind in kinds:
             if _has_type(value, kind):
                 if kind == "object" and nested is not None:
                     return nested(value)
                 if kind == "array" and item_fitter is not None:
-                    fitted = [item_fitter(item) for item in value]
-                    return value if all(a is b for a, b in zip(fitted, value)) else fitted
+                    return _fit_items(value, item_fitter)
                 return value
         for kind in kinds:
             converted = _convert(value, kind)
@@ -123,6 +122,15 @@ def compile_fitter(spec: Mapping[str, Any]) -> Fitter:
         return None
 
     return fit
+
+
+def _fit_items(items: List[Any], fit: Fitter) -> List[Any]:
+    """The list itself when every item fits already, else a new list of fitted items."""
+    for index, item in enumerate(items):
+        fitted = fit(item)
+        if fitted is not item:
+            return items[:index] + [fitted] + [fit(rest) for rest in items[index + 1:]]
+    return items
 
 
 def compile_record_fitter(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteMessage,
     AirbyteStateMessage,
     AirbyteStateMessageSerializer,
+    AirbyteStreamStatus,
     ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteStream,
     FailureType,
     Status,
     SyncMode,
@@ -20,12 +22,16 @@ from airbyte_cdk.models import (
 from airbyte_cdk.models import AirbyteRecordMessage
 from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources import AbstractSource
+from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.streams import Stream
+from airbyte_cdk.sources.utils.schema_helpers import InternalConfig
+from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .base import SendgridStream
 from .config import SendgridConfig
 from .errors import RequestStats
+from .output import SerializedLines
 from .parallel import can_read_in_processes, fork_context, read_concurrently
 from .scopes import ScopeGate
 from .streams import ALL_STREAMS
@@ -138,6 +144,53 @@ class SourceSendgrid(AbstractSource):
                 f"SendGrid requests: {stats.requests}, retried: {stats.retries}, "
                 f"of which rate-limited (429): {stats.rate_limited}."
             )
+
+    def _read_stream(
+        self,
+        logger: logging.Logger,
+        stream_instance: Stream,
+        configured_stream: ConfiguredAirbyteStream,
+        state_manager: ConnectorStateManager,
+        internal_config: InternalConfig,
+    ) -> Iterator[Union[AirbyteMessage, SerializedLines]]:
+        """AbstractSource._read_stream, for our streams read for the command line, one page at a time: the
+        stream hands over each page as record lines (SendgridStream.emit_pages_as_lines), so the CDK's
+        per-record loop runs once a page. The messages are the same: state and status messages in the same
+        places (RUNNING before the first record), the same logs, the same record counts. A test read with
+        a record limit, and any other caller, goes through the CDK's loop unchanged."""
+        if not (self.yield_serialized_lines and isinstance(stream_instance, SendgridStream)
+                and not internal_config.limit and not internal_config.page_size):
+            yield from super()._read_stream(logger, stream_instance, configured_stream, state_manager, internal_config)
+            return
+        name = configured_stream.stream.name
+        logger.debug(f"Syncing configured stream: {name}", extra={"sync_mode": configured_stream.sync_mode,
+                     "primary_key": configured_stream.primary_key, "cursor_field": configured_stream.cursor_field})
+        stream_instance.log_stream_sync_configuration()
+        stream_state = state_manager.get_stream_state(name, stream_instance.namespace)
+        if stream_state == {"__ab_no_cursor_state_message": True}:  # a terminal full-refresh state: start over
+            stream_state = {}
+        stream_instance.state = stream_state
+        logger.info(f"Setting state of {self.name} stream to {stream_state}")
+        logger.info(f"Syncing stream: {name} ")
+        records = 0
+        stream_instance.emit_pages_as_lines = True
+        try:
+            for item in stream_instance.read(configured_stream, logger, self._slice_logger, stream_state, state_manager,
+                                             internal_config):
+                if isinstance(item, SerializedLines):
+                    message, count = item, sum(item.records.values())
+                else:
+                    message = self._get_message(item, stream_instance)
+                    count = 1 if message.type == MessageType.RECORD else 0
+                if count and not records:
+                    logger.info(f"Marking stream {name} as RUNNING")
+                    yield status_message(configured_stream.stream, AirbyteStreamStatus.RUNNING)
+                records += count
+                yield from self._emit_queued_messages()
+                yield message
+        finally:
+            stream_instance.emit_pages_as_lines = False
+        logger.info(f"Read {records} records from {name} stream")
 
     def _get_message(self, record_data_or_message: Any, stream: Stream) -> AirbyteMessage:
         # Once per record. Our streams emit fresh dicts and declare no schema transformer, so the record

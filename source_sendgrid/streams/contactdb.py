@@ -15,24 +15,23 @@ from ..pagination import OffsetPager, PageNumberPager
 from ..windows import normalize_time
 
 LEGACY_SCOPE = "marketing_campaigns.read"
-RECIPIENT_TIMES = ("created_at", "updated_at", "last_clicked", "last_emailed", "last_opened")
 
 
 def recipient_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Epoch seconds become RFC 3339; every custom field value becomes text (see the schema's description)."""
-    shaped = dict(record)
-    for field in RECIPIENT_TIMES:
-        if field in shaped:
-            shaped[field] = normalize_time(shaped[field])
-    if isinstance(shaped.get("custom_fields"), list):
-        shaped["custom_fields"] = [_custom_field(field) for field in shaped["custom_fields"]]
-    return shaped
+    """Every custom field value becomes text (see the schema's description). The epoch times need nothing
+    here: the schema declares them date-time, and fitting a record to its schema writes them as RFC 3339."""
+    fields = record.get("custom_fields")
+    if type(fields) is not list:
+        return record
+    return {**record, "custom_fields": [_custom_field(field) for field in fields]}
 
 
 def _custom_field(field: Any) -> Any:
-    if not isinstance(field, Mapping):
+    if type(field) is not dict:
         return field
-    return {**field, "value": _custom_field_text(field.get("type"), field.get("value"))}
+    value = field.get("value")
+    text = _custom_field_text(field.get("type"), value)
+    return field if text is value else {**field, "value": text}
 
 
 def _custom_field_text(kind: Optional[str], value: Any) -> Optional[str]:
@@ -40,6 +39,8 @@ def _custom_field_text(kind: Optional[str], value: Any) -> Optional[str]:
         return None
     if kind == "date":
         return normalize_time(value)
+    if type(value) is str:
+        return value
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
