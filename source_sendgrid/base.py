@@ -45,6 +45,8 @@ def request_timeout() -> Tuple[float, float]:
 MAX_WINDOW_GROWTH = 32
 # A run of empty pages this long means the server is not moving forward.
 MAX_EMPTY_PAGES_IN_A_ROW = 100
+# Records handed over at once by a stream whose records do not come in pages (see in_pages).
+RECORDS_PER_BLOCK = 1000
 
 
 class SendgridStream(HttpStream, ABC):
@@ -295,6 +297,21 @@ class SendgridStream(HttpStream, ABC):
         if self.emit_pages_as_lines and records:
             return [page_lines(self.name, records)]
         return records
+
+    def in_pages(self, records: Iterable[Mapping[str, Any]]) -> Iterable[StreamData]:
+        """Records that do not come in pages (rows of an export file), handed over like pages: in blocks of
+        RECORDS_PER_BLOCK lines when the source reads pages, else one by one."""
+        if not self.emit_pages_as_lines:
+            yield from records
+            return
+        block: List[Mapping[str, Any]] = []
+        for record in records:
+            block.append(record)
+            if len(block) >= RECORDS_PER_BLOCK:
+                yield page_lines(self.name, block)
+                block = []
+        if block:
+            yield page_lines(self.name, block)
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
         """Called once every page of a slice was read: where incremental streams advance their state."""

@@ -397,6 +397,7 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     # Contacts emit only what changed since the state; membership streams emit the whole membership.
     filters_by_cursor = True
     error_handler_class = _ProbeTolerantErrorHandler
+    _newest: Optional[str] = None  # the newest `updated_at` seen in this read
 
     # --- what a subclass says ---
 
@@ -425,18 +426,23 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         if searched is not None:
             self.logger.info(f"Stream {self.name}: the contact search found every contact updated after {threshold} "
                              f"({len(searched)}); no export needed.")
-        for contact in (self._contacts() if searched is None else searched):
-            updated = contact.get("updated_at")
-            if updated is not None and (newest is None or updated > newest):
-                newest = updated
-            if self.filters_by_cursor and threshold is not None and updated is not None and updated <= threshold:
-                continue
-            yield from self.records_of_contact(contact)
+        self._newest = newest
+        yield from self.in_pages(self._records_after(threshold, self._contacts() if searched is None else searched))
         if self._skipped:
             return
         # Only now: every file of the export was read.
-        if newest is not None:
-            self.state = {self.cursor_field: newest}
+        if self._newest is not None:
+            self.state = {self.cursor_field: self._newest}
+
+    def _records_after(self, threshold: Optional[str], contacts: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        """This stream's records of the contacts updated after `threshold`; notes the newest update in _newest."""
+        for contact in contacts:
+            updated = contact.get("updated_at")
+            if updated is not None and (self._newest is None or updated > self._newest):
+                self._newest = updated
+            if self.filters_by_cursor and threshold is not None and updated is not None and updated <= threshold:
+                continue
+            yield from self.records_of_contact(contact)
 
     def _contacts(self, filters: Optional[Mapping[str, List[str]]] = None) -> Iterator[Dict[str, Any]]:
         """The contacts of a ready export: the sync's shared unfiltered one, or a private one for `filters`."""
