@@ -293,6 +293,7 @@ class SendgridStream(HttpStream, ABC):
 
     def _page_records(self, request: requests.PreparedRequest, response: requests.Response,
                       stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> List[Any]:
+        """One page's records for _read_pages; one block of record lines when the source reads pages."""
         records = self.parse_response(response, stream_slice=stream_slice, stream_state=stream_state)
         if self.emit_pages_as_lines and records:
             return [page_lines(self.name, records)]
