@@ -193,7 +193,6 @@ def test_an_incremental_sync_exports_contacts_only_when_the_search_cannot_show_t
     assert len(export_posts(emulator)) == 1 + exported
 
 
-
 @pytest.mark.parametrize("changed, exported", [(3, False), (51, True)])  # the search returns the first 50 matches
 def test_an_incremental_sync_reads_the_changed_contacts_from_the_search_when_it_returns_them_all(emulator, changed, exported):
     config = config_for(emulator)

@@ -259,19 +259,14 @@ def _serve(connection: Connection, parent_ends: List[Connection], parent: int, s
             failures: Failures = {}
             records = RecordLineBatch()
             for message in read_one(configured_stream, failures):
-                if isinstance(message, SerializedLines):  # a page of records, serialised by its stream
-                    if records:
-                        send(records.take())
-                    send(message)
-                    send_queued()
-                    continue
-                if message.type == MessageType.RECORD:
+                # A page a stream serialised itself (SerializedLines) goes on as it is, like a state or status.
+                if not isinstance(message, SerializedLines) and message.type == MessageType.RECORD:
                     records.add(message)
                     if len(records) >= BATCH_SIZE:
                         send(records.take())
                         send_queued()
                     continue
-                if records:  # a state (or status) follows the records before it
+                if records:  # what follows comes after the records before it
                     send(records.take())
                 send(message)
                 send_queued()
