@@ -111,6 +111,20 @@ def test_email_activity_splits_windows_at_the_1000_cap_under_a_low_rate_limit_an
         assert len(emitted) == 8
 
 
+def test_email_activity_sizes_its_windows_by_the_rate_it_saw_so_few_answers_come_back_full():
+    # 31,200 messages over three days, 1,200 of them in ten busy minutes. Halving alone asked 97 queries here,
+    # about half of them answered full and thrown away; sized by rate, 56.
+    counts = {"messages": 30_000, "message_burst": 1_200, "message_days": 3}
+    with Emulator(size=10, seed=5, counts=counts, families=["activity"]) as emulator:
+        config = config_for(emulator, start_date=days_ago(4))
+        output = read_in_process(config, catalog_for(config, ACTIVITY_STREAMS))
+        assert not output.errors
+        assert_equals_truth(records_of(output), emulator.truth(), ACTIVITY_STREAMS)
+        queries = [r for r in emulator.requests_log if r["path"] == "/v3/messages"]
+        # About one query per 750 messages, plus the halvings before a rate is known and around the burst.
+        assert len(queries) <= 31_200 / 750 + 25, f"{len(queries)} queries for 31,200 messages"
+
+
 def test_ten_percent_faults_still_give_the_exact_truth(emulator):
     emulator.set_faults({"500": 0.03, "503": 0.02, "429": 0.02, "drop": 0.01, "truncate": 0.01, "nonjson": 0.01}, seed=4)
     config = config_for(emulator, start_date=days_ago(600), window_days=400)

@@ -2,8 +2,10 @@
 
 The endpoint needs the paid "additional email activity history" add-on, answers at most 1000 messages per
 query with no cursor, and allows only a few requests a minute. Messages are therefore read by windows on
-`last_event_time`, and a window that comes back full is split in two and asked again, until every window
-returns fewer than 1000 messages: none is lost to the cap.
+`last_event_time`, and a window that comes back full is asked again in parts, until every window returns
+fewer than 1000 messages: none is lost to the cap. A full answer is a wasted request, so each window is sized
+to hold about 750 messages at the rate of the last window read whole, and a window that came back full is
+asked again at most half at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from ..windows import format_time, from_epoch, normalize_time
 
 # The API's own maximum for `limit`: a response this long may have left messages out.
 MESSAGES_PER_QUERY = 1000
+# What a window is sized to hold at the last rate seen: below the cap, with room for bursts.
+MESSAGES_PER_WINDOW = 750
 
 
 def between_query(start_epoch: int, end_epoch: int) -> str:
@@ -46,6 +50,8 @@ class EmailActivity(WindowedStream):
     retention = timedelta(days=90)
     # Set by parse_response when a window came back full and must be split.
     _window_was_full = False
+    # Messages a second in the last window that came back whole (0 until one did): what sizes the next.
+    _recent_rate = 0.0
 
     def path(self, stream_slice: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> str:
         # `query` goes in the path, percent-encoded as the docs ask: requests would write spaces as '+'.
@@ -65,16 +71,28 @@ class EmailActivity(WindowedStream):
     ) -> Iterable[StreamData]:
         if not stream_slice:
             return
-        # Oldest window first, so the state can follow each window read whole.
-        pending: List[Tuple[int, int]] = [(stream_slice["window_start"], stream_slice["window_end"])]
+        # A stack of (start, end, came back full), oldest on top, so the state can follow each window read whole.
+        pending: List[Tuple[int, int, bool]] = [(stream_slice["window_start"], stream_slice["window_end"], False)]
         while pending and not self.skipped:
-            start, end = pending.pop()
+            start, end, was_full = pending.pop()
+            last = self._end_of_next_window(start, end, was_full)
+            if last < end:
+                pending.append((last + 1, end, False))
             self._window_was_full = False
-            window = {"window_start": start, "window_end": end}
+            window = {"window_start": start, "window_end": last}
             yield from super().read_records(sync_mode, cursor_field, window, stream_state)
             if self._window_was_full:
-                middle = start + (end - start) // 2
-                pending += [(middle + 1, end), (start, middle)]
+                pending.append((start, last, True))
+
+    def _end_of_next_window(self, start: int, end: int, was_full: bool) -> int:
+        """Where the next window asked from [start, end] ends: MESSAGES_PER_WINDOW at the last rate seen,
+        and at most half of a window that came back full (which spans two seconds or more)."""
+        seconds = end - start + 1
+        if self._recent_rate > 0:
+            seconds = min(seconds, max(1, int(MESSAGES_PER_WINDOW / self._recent_rate)))
+        if was_full:
+            seconds = min(seconds, (end - start + 2) // 2)
+        return start + seconds - 1
 
     def parse_response(
         self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]] = None, **kwargs: Any
@@ -82,6 +100,7 @@ class EmailActivity(WindowedStream):
         messages = super().parse_response(response, stream_slice=stream_slice, **kwargs)
         window = stream_slice or {}
         if len(messages) < MESSAGES_PER_QUERY:
+            self._recent_rate = len(messages) / (window["window_end"] - window["window_start"] + 1)
             return messages
         if window["window_end"] > window["window_start"]:
             # Full: some messages may be missing. Emit nothing; the two halves are asked instead.
