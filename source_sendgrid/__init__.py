@@ -1,7 +1,6 @@
-from .startup import skip_serializer_docstrings
+from .startup import lean_import
 
-skip_serializer_docstrings()  # before the first import of airbyte_cdk
-
-from .source import SourceSendgrid  # noqa: E402
+with lean_import():  # the first import of airbyte_cdk
+    from .source import SourceSendgrid
 
 __all__ = ["SourceSendgrid"]

@@ -12,7 +12,6 @@ streams in worker processes, which hand over their records already serialised (`
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import sys
@@ -103,9 +102,6 @@ def write_lines(lines: Iterable[str]) -> None:
 
 
 def run(args: Optional[List[str]] = None) -> None:
-    # What importing the CDK built (models, serializers, schemas) lives as long as the process: frozen,
-    # the garbage collector stops walking it again while a sync allocates millions of short-lived records.
-    gc.freeze()
     entrypoint = SendgridEntrypoint(SourceSendgrid())
     parsed = entrypoint.parse_args(sys.argv[1:] if args is None else args)
     with PRINT_BUFFER:

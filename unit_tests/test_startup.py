@@ -1,4 +1,5 @@
-"""Start-up: importing the connector must not parse the protocol's source code (source_sendgrid.startup)."""
+"""Start-up (source_sendgrid.startup): importing the connector parses no source code for the CDK's serializers,
+and leaves what the import made frozen out of the garbage collector, which it leaves as it found it."""
 
 import subprocess
 import sys
@@ -25,6 +26,19 @@ def test_airbyte_cdk_alone_looks_up_the_docstrings_of_the_protocol_classes():
 @pytest.mark.parametrize("imports", ["import source_sendgrid", "import source_sendgrid.run"])
 def test_importing_the_connector_builds_the_cdks_serializers_without_docstrings(imports):
     assert lookups_after(imports + "\nimport airbyte_cdk.models") == 0
+
+
+def python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_importing_the_connector_freezes_what_the_import_made_and_leaves_the_collector_on():
+    frozen, enabled = python("import gc, source_sendgrid; print(gc.get_freeze_count(), gc.isenabled())").split()
+    assert int(frozen) > 100_000 and enabled == "True"
+
+
+def test_a_collector_the_caller_turned_off_stays_off():
+    assert python("import gc; gc.disable(); import source_sendgrid; print(gc.isenabled())") == "False"
 
 
 def test_the_serializers_still_write_and_read_messages():
