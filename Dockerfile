@@ -18,7 +18,7 @@ RUN python -m venv /opt/venv \
 
 FROM python:3.11-slim
 LABEL io.airbyte.name="airbyte/source-sendgrid" \
-      io.airbyte.version="0.2.1"
+      io.airbyte.version="0.2.2"
 # Airbyte runs source images as any user; a fixed unprivileged one (uid 1000) is enough here: the
 # connector only reads its mounted config, catalog and state, and writes to stdout.
 RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin airbyte

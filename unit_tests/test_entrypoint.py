@@ -14,7 +14,7 @@ from airbyte_cdk.test.mock_http import HttpMocker
 from airbyte_protocol_dataclasses.models import AirbyteRecordMessageMeta
 
 from source_sendgrid import SourceSendgrid
-from source_sendgrid.output import record_line
+from source_sendgrid.output import page_lines, record_line
 from source_sendgrid.run import SendgridEntrypoint, write_lines
 from unit_tests.builders import api_request, catalog, config, json_response, scopes_request, scopes_response
 
@@ -73,6 +73,17 @@ def test_given_a_namespace_meta_or_a_value_orjson_cannot_write_when_serialised_t
         message = AirbyteMessage(type=Type.RECORD, record=record)
         assert json.loads(record_line(message)) == json.loads(AirbyteEntrypoint.airbyte_message_to_string(message))
     assert json.loads(record_line(AirbyteMessage(type=Type.RECORD, record=with_nulls)))["record"]["data"] == {"b": {"c": None}, "d": [None]}
+
+
+def test_given_a_page_with_nulls_and_a_value_orjson_cannot_write_when_serialised_then_each_line_equals_the_cdks():
+    for page in ([{"email": "ä@b.c"}, {"a": None, "b": {"c": None}}], [{"a": 1}, {"a": 2**70}]):
+        block = page_lines("bounces", page)
+        lines = block.text.split("\n")
+        emitted_at = json.loads(lines[0])["record"]["emitted_at"]
+        assert block.records == {("bounces", None): len(page)}
+        assert [json.loads(line) for line in lines] == [
+            json.loads(AirbyteEntrypoint.airbyte_message_to_string(AirbyteMessage(type=Type.RECORD, record=AirbyteRecordMessage(
+                stream="bounces", data=data, emitted_at=emitted_at)))) for data in page]
 
 
 def test_given_records_then_a_state_when_written_then_the_state_is_written_at_once_after_its_records(capsys):
