@@ -103,7 +103,7 @@ class EmailActivity(WindowedStream):
             self._recent_rate = len(messages) / (window["window_end"] - window["window_start"] + 1)
             return messages
         if window["window_end"] > window["window_start"]:
-            # Full: some messages may be missing. Emit nothing; the two halves are asked instead.
+            # Full: some messages may be missing. Emit nothing; the window is asked again in parts.
             self._window_was_full = True
             return []
         self.logger.warning(
