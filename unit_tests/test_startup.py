@@ -13,10 +13,13 @@ DOCSTRING_LOOKUPS = (
 )
 
 
+def python(code: str) -> str:
+    """What `code` prints in a fresh interpreter, where nothing has imported airbyte_cdk yet."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def lookups_after(imports: str) -> int:
-    result = subprocess.run([sys.executable, "-c", DOCSTRING_LOOKUPS.format(imports=imports)],
-                            capture_output=True, text=True, check=True)
-    return int(result.stdout.strip())
+    return int(python(DOCSTRING_LOOKUPS.format(imports=imports)))
 
 
 def test_airbyte_cdk_alone_looks_up_the_docstrings_of_the_protocol_classes():
@@ -26,10 +29,6 @@ def test_airbyte_cdk_alone_looks_up_the_docstrings_of_the_protocol_classes():
 @pytest.mark.parametrize("imports", ["import source_sendgrid", "import source_sendgrid.run"])
 def test_importing_the_connector_builds_the_cdks_serializers_without_docstrings(imports):
     assert lookups_after(imports + "\nimport airbyte_cdk.models") == 0
-
-
-def python(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_importing_the_connector_freezes_what_the_import_made_and_leaves_the_collector_on():

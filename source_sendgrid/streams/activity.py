@@ -87,11 +87,12 @@ class EmailActivity(WindowedStream):
     def _end_of_next_window(self, start: int, end: int, was_full: bool) -> int:
         """Where the next window asked from [start, end] ends: MESSAGES_PER_WINDOW at the last rate seen,
         and at most half of a window that came back full (which spans two seconds or more)."""
-        seconds = end - start + 1
+        span = end - start + 1
+        seconds = span
         if self._recent_rate > 0:
             seconds = min(seconds, max(1, int(MESSAGES_PER_WINDOW / self._recent_rate)))
         if was_full:
-            seconds = min(seconds, (end - start + 2) // 2)
+            seconds = min(seconds, (span + 1) // 2)
         return start + seconds - 1
 
     def parse_response(
