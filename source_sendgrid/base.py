@@ -7,7 +7,7 @@ import logging
 import os
 from abc import ABC
 from datetime import datetime, timedelta
-from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Type
+from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Type
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
@@ -50,11 +50,27 @@ def _key_paths(primary_key: Any) -> List[List[str]]:
     return [[part] if isinstance(part, str) else list(part) for part in primary_key]
 
 
-def _has_key(record: Mapping[str, Any], path: List[str]) -> bool:
-    value: Any = record
-    for name in path:
-        value = value.get(name) if isinstance(value, Mapping) else None
-    return value is not None
+def _key_check(primary_key: Any) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a record has every part of the key, none of them null. Runs once per record: a key of
+    top-level fields (every stream's today) is a few dict lookups."""
+    paths = _key_paths(primary_key)
+    if all(len(path) == 1 for path in paths):
+        names = tuple(path[0] for path in paths)
+        if len(names) == 1:
+            name = names[0]
+            return lambda record: record.get(name) is not None
+        return lambda record: all(record.get(name) is not None for name in names)
+
+    def has_every_part(record: Mapping[str, Any]) -> bool:
+        for path in paths:
+            value: Any = record
+            for name in path:
+                value = value.get(name) if isinstance(value, Mapping) else None
+            if value is None:
+                return False
+        return True
+
+    return has_every_part
 
 
 def _json_kind(body: Any) -> str:
@@ -169,8 +185,9 @@ class SendgridStream(HttpStream, ABC):
         return self._conformed(records, stream_slice or {})
 
     def _conformed(self, records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
-        """Each record transformed and made to fit the stream's schema; an entry that is not a JSON object,
-        or that its transform cannot read, is dropped with a warning instead of crashing the sync."""
+        """Each record transformed, made to fit the stream's schema and given the slice's fields; an entry that
+        is not a JSON object, that its transform cannot read, or that lacks a part of the primary key, is dropped
+        with a counted warning instead of crashing the sync or reaching the destination without a key."""
         if not self.records_are_objects:
             return [self.transform(record, stream_slice) for record in records]
         fit = getattr(self, "_record_fitter", None)
@@ -180,7 +197,7 @@ class SendgridStream(HttpStream, ABC):
             except (OSError, ValueError):  # an internal stream (e.g. scopes) has no schema file
                 schema = {}
             fit = self._record_fitter = record_fitter(schema)
-        key_paths = _key_paths(self.primary_key)
+        has_key = _key_check(self.primary_key)
         from_slice = self.slice_fields(stream_slice)
         out, dropped = [], []
         keyless = 0
@@ -196,7 +213,7 @@ class SendgridStream(HttpStream, ABC):
                 continue
             if from_slice:
                 shaped = {**shaped, **from_slice}
-            if not all(_has_key(shaped, path) for path in key_paths):
+            if not has_key(shaped):
                 keyless += 1
                 continue
             out.append(shaped)
@@ -207,7 +224,7 @@ class SendgridStream(HttpStream, ABC):
             # A record without its key cannot be deduplicated or updated downstream, and no later record can
             # replace it: it is left out, and counted.
             self.logger.warning(f"Stream {self.name}: dropped {keyless} record(s) SendGrid sent without their primary "
-                                f"key ({', '.join('.'.join(path) for path in key_paths)} missing or null).")
+                                f"key ({', '.join('.'.join(path) for path in _key_paths(self.primary_key))} missing or null).")
         return out
 
     def slice_fields(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:

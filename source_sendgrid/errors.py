@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from multiprocessing import sharedctypes
 from typing import Any, Callable, Optional, Tuple, Union
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -24,6 +25,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 MAX_RETRIES = 8
 MAX_RETRY_SECONDS = 900
@@ -221,7 +223,15 @@ class RequestStats(_SharedNumbers):
 def response_body(response: requests.Response) -> Any:
     """The parsed JSON body; parsed once, when the error handler checked it."""
     if not hasattr(response, _BODY_ATTR):
-        setattr(response, _BODY_ATTR, parse_json(response.content)[0] if response.content else None)
+        try:
+            body = parse_json(response.content)[0] if response.content else None
+        except TooDeepJson:
+            raise AirbyteTracedException(
+                message=f"SendGrid answered {urlsplit(response.url or '').path or 'a request'} with JSON nested deeper "
+                        "than this connector can read; asking again would bring the same answer, so the stream stops here.",
+                failure_type=FailureType.system_error,
+            ) from None
+        setattr(response, _BODY_ATTR, body)
     return getattr(response, _BODY_ATTR)
 
 
@@ -231,7 +241,8 @@ def parse_json(content: bytes) -> Tuple[Any, int]:
     orjson refuses two things that are still well-formed JSON text: a `\\u` escape of a lone UTF-16
     surrogate (RFC 8259's grammar allows it; no UTF-8 output can carry it) and bytes that are not UTF-8
     inside a string. Such a body is parsed again by the standard library and those characters replaced,
-    so the page's records are kept. Raises ValueError for a body that is not JSON at all (truncated, HTML).
+    so the page's records are kept. Raises orjson.JSONDecodeError for a body that is not JSON at all
+    (truncated, HTML), and TooDeepJson for one nested deeper than any parser here can follow.
     """
     try:
         return orjson.loads(content), 0
@@ -241,8 +252,14 @@ def parse_json(content: bytes) -> Tuple[Any, int]:
             body = json.loads(text, parse_constant=_not_json)  # NaN and Infinity are not JSON either
             replaced = [text.count("\ufffd") - content.count("\ufffd".encode())]
             return _without_lone_surrogates(body, replaced), replaced[0]
-        except (ValueError, RecursionError):
+        except RecursionError:
+            raise TooDeepJson(str(first_error)) from None
+        except ValueError:
             raise first_error from None
+
+
+class TooDeepJson(ValueError):
+    """Well-formed JSON nested too deeply to parse: the same page comes back the same, so it is not retried."""
 
 
 def _not_json(constant: str) -> Any:
@@ -371,6 +388,10 @@ class SendgridErrorHandler(ErrorHandler):
             return ErrorResolution(ResponseAction.SUCCESS)
         try:
             body, replaced = parse_json(response.content) if response.content else (None, 0)
+        except TooDeepJson:
+            # Not retried: the same page would come back. The stream fails when it reads the body (a FAIL here
+            # would have the CDK parse the body again for its log, which raises).
+            return ErrorResolution(ResponseAction.SUCCESS)
         except orjson.JSONDecodeError:
             # A truncated body, or an HTML page from a proxy with a 200: never records.
             return _retry(f"SendGrid sent an unreadable (truncated or non-JSON) body on stream {self._stream_name}; retrying.")

@@ -121,6 +121,16 @@ def test_a_page_with_characters_orjson_refuses_is_read_once_with_them_replaced(r
     assert any("not valid Unicode" in warning and "1 character" in warning for warning in warnings_of(output))
 
 
+def test_a_page_nested_deeper_than_any_parser_follows_fails_at_once_without_retries(no_real_sleep):
+    deep = b'[{"id": 1, "name": "n", "description": ' + b"[" * 3000 + b"]" * 3000 + b"}]"
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(api_request(GROUPS_PATH), HttpResponse(body=deep, status_code=200))
+        output = run_read(config(), "suppression_groups", expecting_exception=True)
+    assert not records(output) and not no_real_sleep
+    assert any("nested deeper than this connector can read" in message and "/v3/asm/groups" in message for message in error_messages(output)), error_messages(output)
+
+
 # --- item 9: absurd rate-limit headers are read as absent; long waits are logged -----------------------------
 
 GROUPS = [{"id": 1, "name": "News", "description": "d", "is_default": True, "unsubscribes": 3}]
@@ -281,4 +291,16 @@ def test_a_single_send_without_an_id_is_left_out_instead_of_crashing_the_detail_
         output = run_read(config(), "singlesends")
     assert [r["id"] for r in records(output)] == ["s1"]
     assert not output.errors
+    assert any("dropped 1 record(s)" in warning for warning in warnings_of(output))
+
+
+def test_a_singlesend_stats_row_without_aggregation_takes_the_documented_default_and_keeps_its_key():
+    rows = [{"id": "s1", "ab_variation": "all", "ab_phase": "all", "stats": {"delivered": 3}},
+            {"id": "s2", "ab_variation": "all", "ab_phase": "all", "aggregation": "total", "stats": {}},
+            {"ab_variation": "all", "ab_phase": "all", "aggregation": "total", "stats": {}}]
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(api_request("/v3/marketing/stats/singlesends", {"page_size": 50}), json_response({"results": rows, "_metadata": {}}))
+        output = run_read(config(), "singlesend_stats")
+    assert [(r["id"], r["aggregation"]) for r in records(output)] == [("s1", "total"), ("s2", "total")]
     assert any("dropped 1 record(s)" in warning for warning in warnings_of(output))
