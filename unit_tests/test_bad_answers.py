@@ -304,3 +304,15 @@ def test_a_singlesend_stats_row_without_aggregation_takes_the_documented_default
         output = run_read(config(), "singlesend_stats")
     assert [(r["id"], r["aggregation"]) for r in records(output)] == [("s1", "total"), ("s2", "total")]
     assert any("dropped 1 record(s)" in warning for warning in warnings_of(output))
+
+
+def test_a_wait_for_an_exhausted_rate_limit_window_is_logged_with_until_when(no_real_sleep):
+    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"}
+    with HttpMocker() as http:
+        http.get(scopes_request(), json_response({"scopes": ALL_SCOPES}, headers=spent))
+        http.get(api_request(GROUPS_PATH), json_response(GROUPS))
+        output = run_read(config(), "suppression_groups")
+    assert [r["id"] for r in records(output)] == [1]
+    assert no_real_sleep and max(no_real_sleep) >= 29, no_real_sleep
+    waits = [line for line in log_lines(output) if line.startswith("Waiting ")]
+    assert any("no requests left" in line and " until " in line for line in waits), waits
