@@ -12,6 +12,7 @@ from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteStateMessage,
     AirbyteStateMessageSerializer,
+    AirbyteStateType,
     AirbyteStreamStatus,
     ConfiguredAirbyteCatalog,
     ConfiguredAirbyteStream,
@@ -58,7 +59,8 @@ class SourceSendgrid(AbstractSource):
     @classmethod
     def read_state(cls, state_path: str) -> List[AirbyteStateMessage]:
         """Per-stream state messages; also the legacy `{"<stream>": {...}}` dict of older syncs, and a
-        clear config error (not a crash) for a state file that is neither."""
+        clear config error (not a crash) for a state file that is neither, or that holds a GLOBAL state
+        (this source never writes one: its streams checkpoint one by one)."""
         try:
             loaded = cls._read_json_file(state_path) if state_path else None
             if isinstance(loaded, dict) and loaded and "type" not in loaded and all(isinstance(v, dict) for v in loaded.values()):
@@ -67,7 +69,7 @@ class SourceSendgrid(AbstractSource):
                         "stream_descriptor": {"name": str(name)}, "stream_state": value}})
                     for name, value in loaded.items()
                 ]
-            return super().read_state(state_path)
+            messages = super().read_state(state_path)
         except Exception as error:  # the CDK raises ValueError or a serializer error for a malformed state
             raise AirbyteTracedException(
                 message="The state given to this sync is not valid: it must be a list of Airbyte state messages "
@@ -75,6 +77,14 @@ class SourceSendgrid(AbstractSource):
                 internal_message=f"invalid state: {type(error).__name__}: {str(error)[:300]}",
                 failure_type=FailureType.config_error,
             ) from None
+        if any(message.type == AirbyteStateType.GLOBAL for message in messages):
+            raise AirbyteTracedException(
+                message="The state given to this sync is a GLOBAL state, but this source keeps "
+                        "per-stream states. Reset the connection's state, or give per-stream STREAM state messages.",
+                internal_message=f"state types: {sorted({str(m.type) for m in messages})}",
+                failure_type=FailureType.config_error,
+            )
+        return messages
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # Overridden (not check_connection) so a failure reads as plain text, without a repr's quotes.

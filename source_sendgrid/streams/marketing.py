@@ -108,6 +108,11 @@ class SinglesendStats(MarketingStats):
     path_template = "/v3/marketing/stats/singlesends"
     primary_key = ["id", "ab_variation", "ab_phase", "aggregation"]
 
+    def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
+        # The spec does not require `aggregation` here and documents "total" as its default; it is part of the key.
+        shaped = super().transform(record, stream_slice)
+        return shaped if shaped.get("aggregation") is not None else {**shaped, "aggregation": "total"}
+
 
 class StatsAutomations(MarketingStats):
     path_template = "/v3/marketing/stats/automations"
