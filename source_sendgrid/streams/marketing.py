@@ -15,6 +15,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import ClientFilteredStream, SendgridStream
 from ..errors import response_body
+from ..not_found import HarmlessNotFound, request_path
 from ..pagination import PageTokenPager
 from ..windows import normalize_time
 
@@ -66,7 +67,7 @@ class Segments(MarketingStream, ClientFilteredStream):
         return super()._records_of(response)
 
 
-class Singlesends(MarketingStream, ClientFilteredStream):
+class Singlesends(HarmlessNotFound, MarketingStream, ClientFilteredStream):
     """Single sends. The list lacks `send_to`, `email_config` and `warnings`, so each emitted single send is
     completed from `/v3/marketing/singlesends/{id}` (only the ones an incremental sync emits)."""
 
@@ -75,8 +76,11 @@ class Singlesends(MarketingStream, ClientFilteredStream):
     pager = PageTokenPager(page_size=100)
     cursor_field = "updated_at"
     time_fields = ("created_at", "updated_at", "send_at")
-    # A single send deleted between the list and its detail call answers 404: keep the list's record.
-    not_found_is_empty = True
+
+    def is_harmless_not_found(self, request: requests.PreparedRequest) -> bool:
+        # A single send deleted between the list and its detail call answers 404: keep the list's record.
+        # A 404 on the list itself is no empty account: it fails the stream.
+        return not request_path(request).endswith(self.path_template)
 
     def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping[str, Any]]:
         return [self._with_detail(record) for record in super().parse_response(response, **kwargs)]
