@@ -36,7 +36,8 @@ class MarketingStream(SendgridStream):
         return super()._records_of(response)
 
     def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
-        shaped = {key: value for key, value in record.items() if key != "_metadata"}
+        # A record's own `_metadata` (a list's `self` link) is part of what SendGrid sends: it is kept.
+        shaped = dict(record)
         for name in self.time_fields:
             if name in shaped:
                 shaped[name] = normalize_time(shaped[name])

@@ -194,12 +194,16 @@ def _counted_segments(account: Account) -> List[Dict[str, Any]]:
     return out
 
 
+def _with_self_link(item: Dict[str, Any], base_url: str) -> Dict[str, Any]:
+    return {**item, "_metadata": {"self": f"{base_url}/v3/marketing/lists/{item['id']}"}}
+
+
 @routes.get(r"/v3/marketing/lists", scope="marketing.read", us_only=True, product=PRODUCT)
 def lists(request: Request, account: Account) -> Response:
     with account.lock:
         items = _counted_lists(account)
     page, metadata = page_token_page(request, items, default_size=100, max_size=1000)
-    page = [{**item, "_metadata": {"self": f"{request.base_url}/v3/marketing/lists/{item['id']}"}} for item in page]
+    page = [_with_self_link(item, request.base_url) for item in page]
     return Response(200, {"result": page, "_metadata": metadata})
 
 
@@ -452,6 +456,8 @@ def start(emulator: Any) -> None:
     host, port = server.server_address[:2]
     account.data["mc_download_server"] = server
     account.data["mc_download_base"] = f"http://{host}:{port}"
+    # Lists link to themselves under the API's own address (`_metadata.self`): the truth needs it too.
+    account.data["mc_api_base"] = emulator.url
 
 
 def stop(emulator: Any) -> None:
@@ -547,7 +553,7 @@ def truth(account: Account) -> Dict[str, List[Dict[str, Any]]]:
     contacts = account.data["mc_contacts"]
     return {
         "contacts": [_present(_contact_record(c)) for c in contacts],
-        "lists": _counted_lists(account),
+        "lists": [_with_self_link(item, account.data.get("mc_api_base", "")) for item in _counted_lists(account)],
         "list_members": [{"list_id": list_id, "contact_id": c["id"], "email": c["email"], "contact_updated_at": _iso(c["updated_at"])}
                          for c in contacts for list_id in c["list_ids"]],
         "segments": _counted_segments(account),
