@@ -1,4 +1,4 @@
-"""The email statistics streams: day windows, flattening, trailing re-read, category batches, retention."""
+"""The email statistics streams: day windows, flattening, trailing re-read, category batches."""
 
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.mock_http import HttpMocker
@@ -113,14 +113,6 @@ def test_given_23_categories_when_category_stats_are_read_then_they_are_asked_fo
     assert sorted(r["name"] for r in records(output)) == names
     # One state per group; the window counts as read only after its last group, so a killed sync asks again.
     assert states_of(output) == [{}, {}, {"date": "2024-03-01T00:00:00Z"}]
-
-
-def test_given_device_stats_kept_for_7_days_when_read_from_an_old_start_then_only_the_last_week_is_asked_for():
-    with HttpMocker() as http:
-        http.get(scopes_request(), scopes_response())
-        http.get(days("/v3/devices/stats", "2024-02-23"), json_response([day("2024-02-29", entry("device", "Phone", opens=4, unique_opens=3))]))
-        output = run_read(config(start_date="2020-01-01T00:00:00Z"), "device_stats")
-    assert records(output) == [{"date": "2024-02-29", "type": "device", "name": "Phone", "opens": 4, "unique_opens": 3}]
 
 
 def test_given_the_eu_region_when_geo_stats_are_read_then_the_stream_is_skipped_as_us_only():

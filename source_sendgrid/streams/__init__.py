@@ -14,6 +14,7 @@ from .contactdb import (
 )
 from .contacts_export import Contacts, ListMembers, SegmentMembers
 from .marketing import (
+    Campaigns,
     FieldDefinitions,
     Lists,
     MarketingSenders,
@@ -57,6 +58,7 @@ ALL_STREAMS = [
     Segments,
     SegmentMembers,
     Singlesends,
+    Campaigns,
     SinglesendStats,
     StatsAutomations,
     FieldDefinitions,

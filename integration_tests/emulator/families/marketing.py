@@ -1,5 +1,9 @@
 """Marketing Campaigns, current API (ENDPOINTS.md §2): contacts and their export jobs, lists, segments 2.0,
-single sends, marketing stats, field definitions and marketing senders.
+single sends, campaigns, marketing stats, field definitions and marketing senders.
+
+`/v3/marketing/campaigns` is not in SendGrid's spec (ENDPOINTS.md §11.11). It answers as a live capture
+shows (Airbyte's source-sendgrid `integration_tests/expected_records.jsonl`, stream `campaigns`): style C
+paging under `result`, newest first, one short row per single send under the single send's id.
 
 Export files are served by a second listener (another port, so another host) that behaves like S3 with
 pre-signed URLs: it refuses a request carrying an `Authorization` header (400) and an expired link (403).
@@ -194,12 +198,16 @@ def _counted_segments(account: Account) -> List[Dict[str, Any]]:
     return out
 
 
+def _with_self_link(item: Dict[str, Any], base_url: str) -> Dict[str, Any]:
+    return {**item, "_metadata": {"self": f"{base_url}/v3/marketing/lists/{item['id']}"}}
+
+
 @routes.get(r"/v3/marketing/lists", scope="marketing.read", us_only=True, product=PRODUCT)
 def lists(request: Request, account: Account) -> Response:
     with account.lock:
         items = _counted_lists(account)
     page, metadata = page_token_page(request, items, default_size=100, max_size=1000)
-    page = [{**item, "_metadata": {"self": f"{request.base_url}/v3/marketing/lists/{item['id']}"}} for item in page]
+    page = [_with_self_link(item, request.base_url) for item in page]
     return Response(200, {"result": page, "_metadata": metadata})
 
 
@@ -231,6 +239,22 @@ def singlesends(request: Request, account: Account) -> Response:
 
 def _detail(item: Dict[str, Any]) -> Dict[str, Any]:
     return dict(item)
+
+
+def _campaigns(account: Account) -> List[Dict[str, Any]]:
+    """One row per single send, in the captured shape, newest first."""
+    rows = [{"id": item["id"], "name": item["name"], "status": item["status"], "created_at": item["created_at"],
+             "updated_at": item["updated_at"], "is_abtest": item["is_abtest"], "channels": ["email"]}
+            for item in account.data["mc_singlesends"]]
+    return sorted(rows, key=lambda row: (row["created_at"], row["id"]), reverse=True)
+
+
+@routes.get(r"/v3/marketing/campaigns", scope="marketing.read", us_only=True, product=PRODUCT)
+def campaigns(request: Request, account: Account) -> Response:
+    with account.lock:
+        items = _campaigns(account)
+    page, metadata = page_token_page(request, items, default_size=100, max_size=100)
+    return Response(200, {"result": page, "_metadata": metadata})
 
 
 def _abtest(rng, is_abtest: bool) -> Optional[Dict[str, Any]]:
@@ -452,6 +476,8 @@ def start(emulator: Any) -> None:
     host, port = server.server_address[:2]
     account.data["mc_download_server"] = server
     account.data["mc_download_base"] = f"http://{host}:{port}"
+    # Lists link to themselves under the API's own address (`_metadata.self`): the truth needs it too.
+    account.data["mc_api_base"] = emulator.url
 
 
 def stop(emulator: Any) -> None:
@@ -547,13 +573,14 @@ def truth(account: Account) -> Dict[str, List[Dict[str, Any]]]:
     contacts = account.data["mc_contacts"]
     return {
         "contacts": [_present(_contact_record(c)) for c in contacts],
-        "lists": _counted_lists(account),
+        "lists": [_with_self_link(item, account.data.get("mc_api_base", "")) for item in _counted_lists(account)],
         "list_members": [{"list_id": list_id, "contact_id": c["id"], "email": c["email"], "contact_updated_at": _iso(c["updated_at"])}
                          for c in contacts for list_id in c["list_ids"]],
         "segments": _counted_segments(account),
         "segment_members": [{"segment_id": sid, "contact_id": c["id"], "email": c["email"], "contact_updated_at": _iso(c["updated_at"])}
                             for c in contacts for sid in c["segment_ids"]],
         "singlesends": [_present(_detail(item)) for item in account.data["mc_singlesends"]],
+        "campaigns": _campaigns(account),
         "singlesend_stats": [row for rows in account.data["mc_ss_stats"] for row in rows],
         "stats_automations": [row for rows in account.data["mc_automation_stats"] for row in rows],
         "field_definitions": [{**f, "reserved": False} for f in CUSTOM_FIELDS]
