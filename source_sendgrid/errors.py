@@ -218,7 +218,8 @@ def is_missing_scope(response: requests.Response) -> bool:
 
 
 def refused_key_message(response: requests.Response) -> str:
-    """What to do about a key SendGrid refused: 401 on any endpoint but a scope-less one, or 401/403 on /v3/scopes."""
+    """What to do about a key SendGrid refused: a 401 (other than a stream endpoint's "authorization required"
+    for a missing scope), or a 403 on /v3/scopes."""
     said = api_error_message(response)
     if response.status_code == 401:
         return ("SendGrid rejected the API key (401 Unauthorized). Check that the key is complete and active "
