@@ -307,6 +307,7 @@ class SendgridStream(HttpStream, ABC):
     def _skip(self, reason: str) -> None:
         if not self._skipped:
             self._skipped = True
+            self._scope_gate.note_skipped(type(self))
             self.logger.warning(f"Skipping stream {self.name}: {reason}. The other streams go on.")
 
     # --- read --------------------------------------------------------------------------------

@@ -297,10 +297,25 @@ def api_error_message(response: requests.Response) -> str:
 
 
 def is_missing_scope(response: requests.Response) -> bool:
-    """403, or the 401 "authorization required" some endpoints answer for a key without the scope."""
+    """On a stream's endpoint (never on /v3/scopes, see KeyCheckErrorHandler): 403, or the 401
+    "authorization required" some endpoints answer for a key without the scope."""
     if response.status_code == 403:
         return True
     return response.status_code == 401 and "authorization required" in api_error_message(response).lower()
+
+
+def refused_key_message(response: requests.Response) -> str:
+    """What to do about a key SendGrid refused: a 401 (other than a stream endpoint's "authorization required"
+    for a missing scope), or a 403 on /v3/scopes."""
+    said = api_error_message(response)
+    if response.status_code == 401:
+        return ("SendGrid rejected the API key (401 Unauthorized). Check that the key is complete and active "
+                "(SendGrid → Settings → API Keys; paste the key alone, without quotes or 'Bearer ') and that it "
+                f"belongs to an account of this `region`. SendGrid said: {said!r}")
+    return ("SendGrid refused the API key (403 Forbidden) even for listing its own scopes, which every accepted "
+            "key may do. Check that `subuser` is a subuser of the key's account (or leave it empty) and, if the "
+            "account uses IP Access Management, that this machine's IP address is allowed. "
+            f"SendGrid said: {said!r}")
 
 
 def seconds_until_reset(response: requests.Response, now: Callable[[], float] = time.time) -> Optional[float]:
@@ -372,9 +387,7 @@ class SendgridErrorHandler(ErrorHandler):
             # The stream reads the response, warns which scope is missing and ends without records.
             return ErrorResolution(ResponseAction.IGNORE, None, f"Stream {self._stream_name}: access denied ({status}).")
         if status == 401:
-            return _fail(FailureType.config_error,
-                         "SendGrid rejected the API key (401 Unauthorized). Check that the key is correct, "
-                         f"active and for this region. SendGrid said: {api_error_message(response)!r}")
+            return _fail(FailureType.config_error, refused_key_message(response))
         if status == 404 and self._not_found_is_empty:
             return ErrorResolution(ResponseAction.IGNORE, None, f"Stream {self._stream_name}: 404, no more pages.")
         if status == 408 or status >= 500:
@@ -406,6 +419,17 @@ class SendgridErrorHandler(ErrorHandler):
                            "with U+FFFD and the records kept.")
         setattr(response, _BODY_ATTR, body)
         return ErrorResolution(ResponseAction.SUCCESS)
+
+
+class KeyCheckErrorHandler(SendgridErrorHandler):
+    """For `GET /v3/scopes`, which any key SendGrid accepts may call, whatever its scopes: a 401 there (also
+    "authorization required") or a 403 means the key is refused, never that a scope is missing. Read as a
+    missing scope, it made a refused key look like an account with nothing to read."""
+
+    def _resolve(self, response: Optional[Union[requests.Response, Exception]]) -> ErrorResolution:
+        if isinstance(response, requests.Response) and response.status_code in (401, 403):
+            return _fail(FailureType.config_error, refused_key_message(response))
+        return super()._resolve(response)
 
 
 def _retry(message: str) -> ErrorResolution:

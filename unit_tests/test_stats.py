@@ -7,6 +7,7 @@ from unit_tests.builders import (
     ALL_SCOPES,
     api_request,
     config,
+    ended_with_nothing_readable,
     json_response,
     records,
     run_read,
@@ -118,14 +119,14 @@ def test_given_23_categories_when_category_stats_are_read_then_they_are_asked_fo
 def test_given_the_eu_region_when_geo_stats_are_read_then_the_stream_is_skipped_as_us_only():
     with HttpMocker() as http:
         http.get(scopes_request("https://api.eu.sendgrid.com"), scopes_response())
-        output = run_read(config(region="eu"), "geo_stats")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(region="eu"), "geo_stats", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream geo_stats: SendGrid serves this endpoint only from the global")
 
 
 def test_given_a_key_without_category_stats_scope_when_read_then_no_category_is_listed_and_the_stream_is_skipped():
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response([s for s in ALL_SCOPES if s != "categories.stats.read"]))
-        output = run_read(config(), "category_stats")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "category_stats", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream category_stats: the API key lacks the scope categories.stats.read")
