@@ -166,8 +166,10 @@ def test_given_a_small_gzip_file_that_expands_to_one_huge_line_when_read_then_no
      "line 2 is not JSON"),
     (b'{"contact_id": "id-1", "email": "c1@example.com"}\n[1, 2]\n', "line 2 is a JSON list, not an object"),
     (gzip.compress(b'[{"contact_id": "id-1", "email": "c1@example.com"}, 7]'), "item 2 is a JSON int, not an object"),
+    (b'{"contact_id": "id-1", "email": "c1@example.com", "list_ids": 5}\n', "line 1 has a value of the wrong type"),
     (gzip.compress(CSV_HEADER.encode() + b"\xff\xfe broken\n"), "it is not UTF-8 text"),
-], ids=["short-row", "long-row", "bad-json-line", "json-line-not-object", "json-item-not-object", "not-utf8"])
+], ids=["short-row", "long-row", "bad-json-line", "json-line-not-object", "json-item-not-object",
+                              "json-value-of-the-wrong-type", "not-utf8"])
 def test_given_a_malformed_export_file_when_read_then_it_is_downloaded_once_and_the_error_says_what_is_wrong(payload, problem):
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response())

@@ -98,10 +98,6 @@ class ExportFailed(Exception):
     """SendGrid ended the job in a failure state."""
 
 
-class ShortExport(Exception):
-    """A ready export whose files hold fewer contacts than it counts: it must be created again."""
-
-
 class MalformedExport(Exception):
     """An export file that does not read as contacts: downloading it again would give the same bytes."""
 
@@ -276,7 +272,7 @@ def parse_export(raw: BinaryIO, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
         plan = JsonPlan(fields)
         items = _json_array_items(io.TextIOWrapper(stream, encoding="utf-8-sig"))
         for number, item in enumerate(items, 1):
-            yield plan.record(_json_object(item, f"item {number}"))
+            yield _json_record(plan, item, f"item {number}")
     elif first:
         yield from _csv_rows(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), fields)
 
@@ -305,13 +301,16 @@ def _json_lines(stream: Any, plan: JsonPlan) -> Iterator[Dict[str, Any]]:
             if not line.endswith(b"\n"):  # the last line, cut short
                 raise EOFError(f"the file ended in the middle of line {number}") from None
             raise MalformedExport(f"line {number} is not JSON ({error.msg})") from None
-        yield plan.record(_json_object(item, f"line {number}"))
+        yield _json_record(plan, item, f"line {number}")
 
 
-def _json_object(item: Any, where: str) -> Mapping[str, Any]:
+def _json_record(plan: JsonPlan, item: Any, where: str) -> Dict[str, Any]:
     if not isinstance(item, dict):
         raise MalformedExport(f"{where} is a JSON {type(item).__name__}, not an object")
-    return item
+    try:
+        return plan.record(item)
+    except (TypeError, ValueError, AttributeError) as error:  # e.g. "list_ids": 5
+        raise MalformedExport(f"{where} has a value of the wrong type ({error})") from None
 
 
 def _csv_rows(text: io.TextIOBase, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
