@@ -292,7 +292,14 @@ def _bounded_lines(readline: Callable[[int], Any]) -> Iterator[Any]:
 
 
 def _json_lines(stream: Any, plan: JsonPlan) -> Iterator[Dict[str, Any]]:
-    for number, line in enumerate(_bounded_lines(stream.readline), 1):
+    readline, number = stream.readline, 0
+    while True:  # _bounded_lines, inlined: this loop runs once per contact
+        line = readline(MAX_LINE_SIZE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_SIZE:
+            raise MalformedExport(f"line {number} is longer than {MAX_LINE_SIZE // (1024 * 1024)} MiB once decompressed")
         if not line.strip():
             continue
         try:
@@ -719,7 +726,8 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
 
 def _is_contact(record: Mapping[str, Any]) -> bool:
     contact_id = record.get("id")
-    return isinstance(contact_id, str) and contact_id.strip() != "" and any(record.get(key) for key in IDENTIFIERS)
+    return (contact_id.__class__ is str and contact_id.strip() != ""
+            and (bool(record.get("email")) or any(record.get(key) for key in IDENTIFIERS[1:])))
 
 
 def _described(error: BaseException) -> str:
