@@ -322,6 +322,11 @@ _DEFAULT_EXPORT_SETTINGS = {
     "truncate_next_downloads": 0,  # this many downloads send half the file, then close the connection
     "search_timeouts_next": 0,   # this many contact searches answer 408, as a query running over 20 s
     "search_matches_nothing": False,  # a search index that has not caught up: every query matches no one
+    # Broken jobs (each counts down like fail_next; none of them fails):
+    "ready_without_urls_next": 0,  # this many jobs are ready without a download link
+    "short_next": 0,               # this many jobs' files lack their last contact, which the job still counts
+    "malformed_row_next": 0,       # this many jobs' first file has a row of 3 columns after its first row
+    "rows_without_id_next": 0,     # this many jobs' first two contacts come without their contact id
 }
 
 
@@ -349,13 +354,23 @@ def start_export(request: Request, account: Account) -> Response:
         expired = settings["expire_next"] > 0 and not failing
         settings["fail_next"] -= failing
         settings["expire_next"] -= expired
+        broken = {}
+        for name in ("ready_without_urls_next", "short_next", "malformed_row_next", "rows_without_id_next"):
+            broken[name] = settings[name] > 0 and not failing
+            settings[name] -= broken[name]
+        exported = [{**c, "id": ""} if broken["rows_without_id_next"] and i < 2 else c for i, c in enumerate(contacts)]
         rows = max(1, settings["rows_per_file"])
-        chunks = [contacts[i : i + rows] for i in range(0, len(contacts), rows)] or [[]]
+        chunks = [exported[i : i + rows] for i in range(0, len(exported), rows)] or [[]]
+        if broken["short_next"]:
+            chunks[-1] = chunks[-1][:-1]
+        files = [_export_file(chunk, file_type, settings["json_style"], settings["gzip"]) for chunk in chunks]
+        if broken["malformed_row_next"]:
+            files[0] = _with_a_row_of_three_columns(files[0], settings["gzip"])
         account.data["mc_exports"][job_id] = {
             "id": job_id, "created_at": now, "polls_left": settings["polls_before_ready"], "failing": failing,
             "failure_status": settings["failure_status"], "expires_at": now - 1 if expired else now + EXPORT_SECONDS,
-            "contact_count": len(contacts), "list_ids": list_ids, "segment_ids": segment_ids,
-            "files": [_export_file(chunk, file_type, settings["json_style"], settings["gzip"]) for chunk in chunks],
+            "contact_count": len(contacts), "list_ids": list_ids, "segment_ids": segment_ids, "files": files,
+            "without_urls": broken["ready_without_urls_next"],
         }
     return Response(202, {"id": job_id, "_metadata": {"self": f"{request.base_url}{request.path}/{job_id}"}})
 
@@ -375,7 +390,7 @@ def export_status(request: Request, account: Account) -> Response:
             return Response(200, {**body, "status": job["failure_status"], "message": "export failed, please retry"})
         base = account.data.get("mc_download_base", "")
         urls = [f"{base}/exports/{job['id']}/{n}?X-Amz-Expires={job['expires_at']}&X-Amz-Signature=sig{n}"
-                for n in range(len(job["files"]))]
+                for n in range(len(job["files"]))] if not job["without_urls"] else []
         return Response(200, {**body, "status": "ready", "urls": urls, "contact_count": job["contact_count"],
                               "completed_at": _iso(job["created_at"])})
 
@@ -463,6 +478,13 @@ def _export_file(contacts: List[Dict[str, Any]], file_type: str, json_style: str
         else:
             payload = b"".join(orjson.dumps(o) + b"\n" for o in objects)
     return gzip.compress(payload, mtime=0) if compress else payload
+
+
+def _with_a_row_of_three_columns(payload: bytes, compressed: bool) -> bytes:
+    lines = (gzip.decompress(payload) if compressed else payload).split(b"\n")
+    lines.insert(2, b"x,y,z")
+    text = b"\n".join(lines)
+    return gzip.compress(text, mtime=0) if compressed else text
 
 
 # --- the download host -------------------------------------------------------------------------
@@ -606,10 +628,10 @@ def mutate(account: Account, action: str, params: Dict[str, Any]) -> Dict[str, A
             contact["updated_at"] = now
         contacts.extend(added)
         return {"added": [c["id"] for c in added]}
-    if action == "update_contacts":
+    if action == "update_contacts":  # updated_at: epoch seconds to date them (default: now)
         for contact in contacts[:count]:
             contact["first_name"] = f"Updated{now}"
-            contact["updated_at"] = now
+            contact["updated_at"] = int(params.get("updated_at", now))
         return {"updated": [c["id"] for c in contacts[:count]]}
     if action == "remove_contacts":
         removed = [c["id"] for c in contacts[:count]]
