@@ -50,7 +50,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import SendgridStream
 from ..errors import SendgridErrorHandler, response_body
-from ..windows import format_time, normalize_time, parse_time, utc_now
+from ..windows import CappedCursor, format_time, normalize_time, parse_time, utc_now
 from .marketing import Lists, Segments
 
 EXPORT_PATH = "/v3/marketing/contacts/exports"
@@ -509,14 +509,12 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     ) -> Iterable[StreamData]:
         if not self.is_readable():
             return
-        started = format_time(utc_now())
-        cursor = parse_time((self.state or {}).get(self.cursor_field))
-        if cursor is not None and format_time(cursor) > started:
-            self.logger.warning(f"Stream {self.name}: the saved state ({format_time(cursor)}) is later than now "
-                                f"({started}); it is not trusted, and every contact is read.")
-            cursor = None
-        threshold = format_time(cursor - self._config.lookback) if cursor and sync_mode == SyncMode.incremental else None
-        newest = CappedCursor(started, format_time(cursor) if cursor else None)
+        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
+        now = utc_now()
+        if cursor is not None and cursor >= now:
+            return  # nothing newer than the state can exist yet; the state stays as it is
+        threshold = format_time(cursor - self._config.lookback) if cursor else None
+        newest = CappedCursor(format_time(cursor) if cursor else None, now)
         self._fields = self._field_types()
         if self._skipped:
             return
@@ -527,15 +525,15 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         yield from self.in_pages(self._records_after(threshold, self._contacts() if searched is None else searched, newest))
         if self._skipped:
             return
-        if newest.future:
-            self.logger.warning(f"Stream {self.name}: {newest.future} contact(s) have an updated_at later than the start "
-                                f"of this sync ({started}); they were emitted, and the state stops at {started}.")
+        future_warning = newest.future_warning(self.name)
+        if future_warning:
+            self.logger.warning(future_warning)
         # Only now: every file of the export was read.
         if newest.value is not None:
             self.state = {self.cursor_field: newest.value}
 
     def _records_after(self, threshold: Optional[str], contacts: Iterable[Mapping[str, Any]],
-                       newest: "CappedCursor") -> Iterator[Mapping[str, Any]]:
+                       newest: CappedCursor) -> Iterator[Mapping[str, Any]]:
         """This stream's records of the contacts updated after `threshold`; each update is shown to `newest`."""
         for contact in contacts:
             updated = contact.get("updated_at")
@@ -789,26 +787,6 @@ def _download_session() -> requests.Session:
     session = requests.Session()
     session.headers["Accept"] = "*/*"
     return session
-
-
-class CappedCursor:
-    """The newest cursor value a read saw, to save as its state, but never later than the read's start: one
-    record dated in the future (a wrong clock, an import typo) would otherwise make every later incremental
-    sync skip the contacts changed before that date. Records dated after the start are counted."""
-
-    def __init__(self, started: str, value: Optional[str]):
-        self.started = started
-        self.value = value
-        self.future = 0
-
-    def see(self, updated: Optional[str]) -> None:
-        if updated is None:
-            return
-        if updated > self.started:
-            self.future += 1
-            updated = self.started
-        if self.value is None or updated > self.value:
-            self.value = updated
 
 
 def _failure(message: str) -> AirbyteTracedException:
