@@ -23,7 +23,7 @@ import pytest
 
 from integration_tests.emulator import Emulator
 from integration_tests.emulator.routing import Request
-from integration_tests.harness import REPO, catalog_for, config_for, connector_command, write_json
+from integration_tests.harness import REPO, catalog_for, config_for, connector_command, key_of, run_cli, write_json
 
 # A sync of these few streams takes a few seconds; one that has not ended by then hangs.
 HANG_SECONDS = 60.0
@@ -257,6 +257,38 @@ def test_a_worker_killed_while_it_creates_the_shared_export_does_not_hang_the_st
     assert run["returncode"] is not None, f"the sync hung: no exit {HANG_SECONDS:.0f} s after a worker was killed"
     assert_only_the_victims_stream_failed(run, stream_read_by(run["victim"], run["messages"]), truth, streams)
     assert exports_started == 2, "the waiting stream took over with an export of its own, the only other one"
+
+
+def test_a_stream_whose_worker_was_killed_after_a_state_resumes_from_it_and_loses_nothing():
+    """bounces is read window by window, a state after each: its worker is killed inside the request of its
+    third window. The records and states emitted before stay valid: a sync from the last state emits the
+    rest, and the two syncs together hold every bounce."""
+    streams = ["bounces", "blocks", "spam_reports"]
+    requests_seen = []
+
+    def third_window_of_bounces(request: Request) -> bool:
+        if request.path != "/v3/suppression/bounces":
+            return False
+        requests_seen.append(request)
+        return len(requests_seen) == 3
+
+    with Emulator(size=120, seed=33, families=["suppressions"]) as emulator:
+        config = config_for(emulator, start_date="2022-12-01T00:00:00Z", window_days=60, concurrency=2)
+        catalog = catalog_for(config, streams, mode="incremental")
+        run = kill_the_holder(emulator, HeldRequest(third_window_of_bounces), config, catalog)
+        truth = emulator.truth()
+        print(f"kill to exit: {run['exited_after']:.2f} s")
+        assert_only_the_victims_stream_failed(run, "bounces", truth, streams)
+        states = [m["state"] for m in run["messages"] if m.get("type") == "STATE"
+                  and m["state"]["stream"]["stream_descriptor"]["name"] == "bounces"]
+        assert states, "bounces emitted no state before its worker was killed: the kill came too early"
+        emulator.on_request = None
+        resumed = run_cli("read", config, catalog_for(config, ["bounces"], mode="incremental"), state=[states[-1]], timeout=HANG_SECONDS)
+    assert resumed.returncode == 0, resumed.error_messages()
+    before = records(run["messages"]).get("bounces", [])
+    assert before, "bounces emitted no record before its worker was killed"
+    got = {key_of(r, ["email"]) for r in before + resumed.records().get("bounces", [])}
+    assert got == {key_of(r, ["email"]) for r in truth["bounces"]}
 
 
 @pytest.fixture(autouse=True)
