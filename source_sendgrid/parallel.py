@@ -190,6 +190,8 @@ def _run_in_processes(
     processes: Dict[Connection, Any] = {}
     busy = set()  # workers not yet told to stop
     reading: Dict[Connection, ConfiguredAirbyteStream] = {}  # the stream each worker reads, until it ends
+    # Each replacement reads at least one stream, unless workers keep dying before they get one.
+    most_workers = workers + len(configured)
 
     def start_worker() -> None:
         sys.stdout.flush()  # a child must not inherit, and write again, output the parent has buffered
@@ -231,8 +233,8 @@ def _run_in_processes(
         if stream is None:
             logger.warning(f"Worker process {process.pid} {how} between two streams; no stream lost anything.")
         else:
-            yield from _failed_by_dead_worker(stream, process.pid, how, failures)
-        if pending:
+            yield from _failed_by_dead_worker(stream, f"the worker process reading it (pid {process.pid}) {how}", failures)
+        if pending and len(processes) < most_workers:
             start_worker()
 
     try:
@@ -262,7 +264,9 @@ def _run_in_processes(
                     hand_next(connection)
                 else:  # "crash": payload is the traceback
                     crashes.append(payload)
-                    yield from bury(connection, "stopped on an unexpected error (its traceback follows the sync)")
+                    yield from bury(connection, "stopped on an unexpected error (its traceback ends the sync's output)")
+        for never_started in pending:  # only when worker after worker died before it got a stream
+            yield from _failed_by_dead_worker(never_started, "no worker process lived to read it", failures)
     finally:
         for connection, process in processes.items():
             connection.close()  # a worker still sending stops at its next message
@@ -287,18 +291,17 @@ def _how_it_ended(exitcode: Optional[int]) -> str:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = "unknown"
-        return f"was killed by signal {-exitcode} ({name})"
+        return (f"was killed by signal {-exitcode} ({name}), as the out-of-memory killer or an operator does; "
+                "if memory ran out, lower `concurrency` or give the connector more memory")
     return f"exited unexpectedly (exit code {exitcode})"
 
 
-def _failed_by_dead_worker(stream: ConfiguredAirbyteStream, pid: Optional[int], how: str, failures: Failures) -> Iterator[AirbyteMessage]:
+def _failed_by_dead_worker(stream: ConfiguredAirbyteStream, why: str, failures: Failures) -> Iterator[AirbyteMessage]:
     name = stream.stream.name
     error = AirbyteTracedException(
-        message=(f"Stream {name} was not read to its end: the worker process reading it (pid {pid}) {how}. "
-                 "The out-of-memory killer, or an operator's kill, does this; the other streams went on. The "
-                 "records before the stream's last state message are kept and the next sync resumes from that "
-                 "state. If memory ran out, lower `concurrency` or give the connector more memory."),
-        internal_message=f"worker process {pid} reading stream {name} {how}",
+        message=(f"Stream {name} was not read to its end: {why}. The other streams went on. What the stream "
+                 "emitted up to its last state message is complete, and the next sync resumes from that state."),
+        internal_message=f"stream {name}: {why}",
         failure_type=FailureType.system_error,
     )
     yield status_message(stream.stream, AirbyteStreamStatus.INCOMPLETE)
