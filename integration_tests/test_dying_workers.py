@@ -176,8 +176,9 @@ def stream_read_by(pid: int, messages: List[Dict[str, Any]]) -> str:
 
 
 def kill_the_holder(emulator: Emulator, held: HeldRequest, config: Mapping[str, Any], catalog: Mapping[str, Any],
-                    before_kill: Callable[[], None] = lambda: None) -> Dict[str, Any]:
-    """Run the sync, SIGKILL the worker whose request the emulator holds, and report what happened."""
+                    before_kill: Callable[[], None] = lambda: None, kill_another: bool = False) -> Dict[str, Any]:
+    """Run the sync, SIGKILL the worker whose request the emulator holds (or, `kill_another`, the other one
+    of two workers), and report what happened."""
     emulator.on_request = held
     with tempfile.TemporaryDirectory() as tmp:
         connector = Connector(config, catalog, Path(tmp))
@@ -185,6 +186,9 @@ def kill_the_holder(emulator: Emulator, held: HeldRequest, config: Mapping[str, 
             assert held.arrived.wait(HANG_SECONDS), "the request to hold never came"
             workers = connector.workers()
             victim = process_with_port(held.port, workers)  # type: ignore[arg-type]
+            if kill_another:
+                assert len(workers) == 2, workers
+                victim = next(pid for pid in workers if pid != victim)
             before_kill()
             os.kill(victim, signal.SIGKILL)
             killed_at = time.monotonic()
@@ -195,6 +199,25 @@ def kill_the_holder(emulator: Emulator, held: HeldRequest, config: Mapping[str, 
     time.sleep(0.5)  # what the connector's exit orphans would still be running now
     return {"returncode": returncode, "exited_after": exited_after, "victim": victim,
             "left_behind": [pid for pid in workers if _alive(pid)], "messages": connector.messages()}
+
+
+def both_waiting_for(held: HeldRequest) -> Callable[[], None]:
+    """Until both export streams asked for their field definitions, the step before the export, and a moment
+    more: the one whose export request is held creates the export, the other waits for it."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + HANG_SECONDS
+        while held.seen.get("GET /v3/marketing/field_definitions", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+
+    return wait
+
+
+def assert_every_stream_ended(run: Mapping[str, Any], streams: List[str]) -> None:
+    assert run["returncode"] is not None, f"the sync hung: no exit {HANG_SECONDS:.0f} s after a worker was killed"
+    found = statuses(run["messages"])
+    assert all(found.get(stream, [])[-1:] in (["COMPLETE"], ["INCOMPLETE"]) for stream in streams), found
 
 
 def assert_only_the_victims_stream_failed(run: Mapping[str, Any], victim_stream: str, truth: Mapping[str, List[Any]],
@@ -241,22 +264,30 @@ def test_a_worker_killed_while_it_creates_the_shared_export_does_not_hang_the_st
         config = config_for(emulator, concurrency=2)
         catalog = catalog_for(config, streams, mode="full_refresh")
         held = HeldRequest(lambda request: request.method == "POST" and request.path == EXPORT_PATH)
-
-        def both_waiting() -> None:
-            # Both streams asked for their field definitions, the step before the export: the other one is
-            # waiting for the held one's export now.
-            deadline = time.monotonic() + HANG_SECONDS
-            while held.seen.get("GET /v3/marketing/field_definitions", 0) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(1.0)
-
-        run = kill_the_holder(emulator, held, config, catalog, before_kill=both_waiting)
+        run = kill_the_holder(emulator, held, config, catalog, before_kill=both_waiting_for(held))
         truth = emulator.truth()
         exports_started = held.seen.get(f"POST {EXPORT_PATH}", 0)
     print(f"kill to exit: {run['exited_after']:.2f} s")
-    assert run["returncode"] is not None, f"the sync hung: no exit {HANG_SECONDS:.0f} s after a worker was killed"
+    assert_every_stream_ended(run, streams)
     assert_only_the_victims_stream_failed(run, stream_read_by(run["victim"], run["messages"]), truth, streams)
     assert exports_started == 2, "the waiting stream took over with an export of its own, the only other one"
+
+
+def test_a_worker_killed_while_it_waits_for_the_shared_export_leaves_the_export_to_the_stream_creating_it():
+    """The other side of the test above: the worker waiting for the export is killed. The stream creating the
+    export reads it to the end, with the one export job, and only the killed worker's stream fails."""
+    streams = ["contacts", "list_members"]
+    with Emulator(size=60, seed=34, families=["marketing"]) as emulator:
+        config = config_for(emulator, concurrency=2)
+        catalog = catalog_for(config, streams, mode="full_refresh")
+        held = HeldRequest(lambda request: request.method == "POST" and request.path == EXPORT_PATH)
+        run = kill_the_holder(emulator, held, config, catalog, before_kill=both_waiting_for(held), kill_another=True)
+        truth = emulator.truth()
+        exports_started = held.seen.get(f"POST {EXPORT_PATH}", 0)
+    print(f"kill to exit: {run['exited_after']:.2f} s")
+    assert_every_stream_ended(run, streams)
+    assert_only_the_victims_stream_failed(run, stream_read_by(run["victim"], run["messages"]), truth, streams)
+    assert exports_started == 1
 
 
 def test_a_stream_whose_worker_was_killed_after_a_state_resumes_from_it_and_loses_nothing():
