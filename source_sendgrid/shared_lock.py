@@ -19,6 +19,9 @@ import time
 from multiprocessing import sharedctypes
 from typing import Any, Optional
 
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
 HOLD_LIMIT_SECONDS = 30.0
 # Larger than pthread_mutex_t (40 bytes on x86-64, 48 on arm64) and pthread_mutexattr_t on any Linux libc.
 _MUTEX_BYTES = 64
@@ -53,8 +56,8 @@ def available() -> bool:
     return _LIBC is not None
 
 
-class SharedLockTimeout(RuntimeError):
-    pass
+class SharedLockTimeout(AirbyteTracedException):
+    """The stream that waited fails with this message, not a generic crash."""
 
 
 class ProcessLock:
@@ -95,10 +98,10 @@ class ProcessLock:
 
     def __enter__(self) -> "ProcessLock":
         if not self.acquire():
-            raise SharedLockTimeout(
-                f"The lock on the {self.name} that the worker processes share was not free within "
-                f"{HOLD_LIMIT_SECONDS:g} seconds (process {os.getpid()}). It guards a few counters, so this is "
-                "a bug in the connector: run the sync again, and report it if it happens again.")
+            message = (f"The lock on the {self.name} that the worker processes share was not free within "
+                       f"{HOLD_LIMIT_SECONDS:g} seconds (process {os.getpid()}). Nothing waits while holding it, so "
+                       "this is a bug in the connector: run the sync again, and report it if it happens again.")
+            raise SharedLockTimeout(message=message, internal_message=message, failure_type=FailureType.system_error)
         return self
 
     def __exit__(self, *exc: Any) -> None:
