@@ -1,4 +1,4 @@
-"""The lock worker processes share, which a process killed while holding it cannot keep.
+"""The locks worker processes share, which a process killed while holding them cannot keep.
 
 A multiprocessing lock is a semaphore: a worker killed (SIGKILL, the out-of-memory killer) between taking
 and giving it back leaves it taken, and every other worker then waits on it forever. This lock is a POSIX
@@ -6,6 +6,9 @@ robust mutex in shared memory: when its holder dies, the kernel marks it, and th
 gets it, with word that its holder died. Its critical sections are a few counter updates (nothing waits
 while holding it), so a lock not obtained within `HOLD_LIMIT_SECONDS` is a bug, and fails the stream
 clearly instead of hanging the sync.
+
+A long job the others wait for (the sync's contacts export, minutes to create) is a `Claim` instead: a
+record of who does it, read and written under such a lock, never a lock held while the job waits.
 """
 
 from __future__ import annotations
