@@ -10,6 +10,8 @@ Every wait is bounded: a connector that hangs fails the test after `HANG_SECONDS
 from __future__ import annotations
 
 import os
+import random
+import re
 import signal
 import subprocess
 import tempfile
@@ -25,6 +27,8 @@ from integration_tests.emulator import Emulator
 from integration_tests.emulator.routing import Request
 from integration_tests.harness import REPO, catalog_for, config_for, connector_command, key_of, run_cli, write_json
 
+# `KILL_SEEDS=20` kills at more random points.
+KILL_SEEDS = range(int(os.environ.get("KILL_SEEDS", "3")))
 # A sync of these few streams takes a few seconds; one that has not ended by then hangs.
 HANG_SECONDS = 60.0
 # From the kill to the connector's exit, with the other streams still to finish.
@@ -167,12 +171,11 @@ def records(messages: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
 
 
 def stream_read_by(pid: int, messages: List[Dict[str, Any]]) -> str:
-    """The stream the connector logged it gave to worker process `pid`."""
-    for message in messages:
-        text = (message.get("log") or {}).get("message") or ""
-        if text.endswith(f": read by worker process {pid}") and text.startswith("Stream "):
-            return text[len("Stream "):].split(":")[0]
-    raise AssertionError(f"no stream was logged as read by worker process {pid}")
+    """The stream the connector last logged it gave to worker process `pid`."""
+    given = [text[len("Stream "):].split(":")[0] for text in ((m.get("log") or {}).get("message") or "" for m in messages)
+             if text.startswith("Stream ") and text.endswith(f": read by worker process {pid}")]
+    assert given, f"no stream was logged as read by worker process {pid}"
+    return given[-1]
 
 
 def kill_the_holder(emulator: Emulator, held: HeldRequest, config: Mapping[str, Any], catalog: Mapping[str, Any],
@@ -238,7 +241,8 @@ def assert_only_the_victims_stream_failed(run: Mapping[str, Any], victim_stream:
         assert found.get(stream, [])[:1] == ["STARTED"] and found[stream][-1] == "COMPLETE", (stream, found.get(stream))
         assert len(emitted.get(stream, [])) == len(truth[stream]), stream
     # The final error names the failed stream, and only it.
-    assert errors[-1].count(victim_stream) >= 1 and not any(s in errors[-1] for s in streams if s != victim_stream), errors[-1]
+    named = {s for s in streams if re.search(rf"\b{s}\b", errors[-1])}
+    assert named == {victim_stream}, errors[-1]
 
 
 def test_a_worker_killed_mid_stream_fails_its_stream_and_the_streams_not_started_yet_still_run():
@@ -320,6 +324,55 @@ def test_a_stream_whose_worker_was_killed_after_a_state_resumes_from_it_and_lose
     assert before, "bounces emitted no record before its worker was killed"
     got = {key_of(r, ["email"]) for r in before + resumed.records().get("bounces", [])}
     assert got == {key_of(r, ["email"]) for r in truth["bounces"]}
+
+
+@pytest.fixture(scope="module")
+def requests_of_a_full_sync() -> int:
+    """How many API requests an uninterrupted sync of every stream sends, so kill points fall inside it."""
+    with Emulator(size=400, seed=35) as emulator:
+        config = config_for(emulator, start_date="2022-12-01T00:00:00Z", concurrency=3)
+        assert run_cli("read", config, catalog_for(config, mode="full_refresh"), timeout=HANG_SECONDS).returncode == 0
+        return emulator.api_requests
+
+
+@pytest.mark.parametrize("seed", KILL_SEEDS)
+def test_a_worker_killed_at_a_random_point_of_a_sync_of_every_stream_fails_at_most_its_stream(seed, requests_of_a_full_sync):
+    """Every stream, three workers, one SIGKILLed when the emulator gets a random request of the sync (not
+    necessarily from that worker): inside a request, a lock, an export wait, a write to the main process, or
+    between streams. Every stream still ends with a status, every stream but the killed worker's is read to
+    the end, and the sync fails only if that stream was lost."""
+    rng = random.Random(seed)
+    kill_at = rng.randint(3, int(requests_of_a_full_sync * 0.9))
+    reached = threading.Event()
+    with Emulator(size=400, seed=35) as emulator:
+        config = config_for(emulator, start_date="2022-12-01T00:00:00Z", concurrency=3)
+        catalog = catalog_for(config, mode="full_refresh")
+        streams = [c["stream"]["name"] for c in catalog["streams"]]
+        emulator.on_request = lambda request: reached.set() if emulator.api_requests >= kill_at else None
+        with tempfile.TemporaryDirectory() as tmp:
+            connector = Connector(config, catalog, Path(tmp))
+            assert reached.wait(HANG_SECONDS), f"the sync sent fewer than {kill_at} requests"
+            workers = connector.workers()
+            assert workers, "the sync ended before the kill"
+            victim = rng.choice(workers)
+            _kill(victim)
+            killed_at = time.monotonic()
+            returncode = connector.wait()
+            exited_after = time.monotonic() - killed_at
+    truth = emulator.truth()
+    time.sleep(0.5)
+    print(f"seed {seed}: killed at request {kill_at} of {requests_of_a_full_sync}; kill to exit: {exited_after:.2f} s")
+    run = {"returncode": returncode, "exited_after": exited_after, "victim": victim,
+           "left_behind": [pid for pid in workers if _alive(pid)], "messages": connector.messages()}
+    assert_every_stream_ended(run, streams)
+    failed = [name for name, found in statuses(run["messages"]).items() if found[-1] == "INCOMPLETE"]
+    if failed:
+        assert failed == [stream_read_by(victim, run["messages"])], failed
+        assert_only_the_victims_stream_failed(run, failed[0], truth, [s for s in streams if s in truth])
+    else:  # killed between two streams, or after its last: nothing was lost
+        assert returncode == 0 and not run["left_behind"], (returncode, run["left_behind"])
+        emitted = records(run["messages"])
+        assert all(len(emitted.get(s, [])) == len(truth[s]) for s in streams if s in truth)
 
 
 @pytest.fixture(autouse=True)
