@@ -1,8 +1,9 @@
 """A worker process that dies mid-sync (SIGKILL, the out-of-memory killer), end to end: the connector runs as
-a real process against the emulator with streams read in worker processes, and the test SIGKILLs the worker
-that sent a request the emulator is holding. That worker's stream must end INCOMPLETE with an error saying
-how it died, the other streams must be read to the end, the sync must exit non-zero within seconds, and no
-worker may be left behind.
+a real process against the emulator with streams read in worker processes, and the test SIGKILLs a worker:
+the one that sent a request the emulator is holding (found by the request's TCP port), the other one of two,
+or one at a random request of a sync of every stream. That worker's stream must end INCOMPLETE with an error
+saying how it died, the other streams must be read to the end, the sync must exit non-zero within seconds,
+and no worker may be left behind.
 
 Every wait is bounded: a connector that hangs fails the test after `HANG_SECONDS` and is killed.
 """
