@@ -38,6 +38,7 @@ from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .. import cdk_seam
 from ..base import SendgridStream
 from ..errors import SendgridErrorHandler, response_body
 from ..windows import format_time, normalize_time, parse_time
@@ -541,7 +542,7 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
 
     def _api(self, method: str, path: str, json: Optional[Mapping[str, Any]] = None) -> requests.Response:
         headers = {**self.request_headers(), **({"Content-Type": "application/json"} if json is not None else {})}
-        _, response = self._http_client.send_request(method, f"{self.url_base}{path}", headers=headers, json=json,
+        _, response = cdk_seam.http_client(self).send_request(method, f"{self.url_base}{path}", headers=headers, json=json,
                                                      request_kwargs=self.request_kwargs())
         return response
 
