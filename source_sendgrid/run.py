@@ -51,8 +51,12 @@ class SendgridEntrypoint(AirbyteEntrypoint):
             yield from super().run(parsed_args)
             return
         # The read branch of AirbyteEntrypoint.run, with record_line for records.
-        debug = getattr(parsed_args, "debug", False) or is_platform_debug_log_enabled()
-        self.logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        if getattr(parsed_args, "debug", False) or is_platform_debug_log_enabled():
+            self.logger.setLevel(logging.DEBUG)
+            logging.getLogger("airbyte").setLevel(logging.DEBUG)  # the parent of every CDK and stream logger
+            self.logger.debug("Debug logs enabled")
+        else:
+            self.logger.setLevel(logging.INFO)
         source_spec = self.source.spec(self.logger)
         try:
             with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
