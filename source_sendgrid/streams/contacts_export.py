@@ -543,7 +543,7 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     def _api(self, method: str, path: str, json: Optional[Mapping[str, Any]] = None) -> requests.Response:
         headers = {**self.request_headers(), **({"Content-Type": "application/json"} if json is not None else {})}
         _, response = cdk_seam.http_client(self).send_request(method, f"{self.url_base}{path}", headers=headers, json=json,
-                                                     request_kwargs=self.request_kwargs())
+                                                              request_kwargs=self.request_kwargs())
         return response
 
     def _download(self, url: str, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
