@@ -30,6 +30,7 @@ import inspect
 import linecache
 import logging
 import threading
+import tokenize
 from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -124,8 +125,10 @@ def source_digest(function: Any) -> str:
     lines = linecache.getlines(code.co_filename) if code else []
     if not lines:
         return "unknown (no source)"
-    # As inspect.getsource, without its search of every loaded module for the function's own.
-    block = (line.strip() for line in inspect.getblock(lines[code.co_firstlineno - 1:]))
+    try:  # as inspect.getsource, without its search of every loaded module for the function's own
+        block = [line.strip() for line in inspect.getblock(lines[code.co_firstlineno - 1:])]
+    except (SyntaxError, tokenize.TokenError):
+        return "unknown (unreadable source)"
     text = "\n".join(line for line in block if line and not line.startswith("#"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
