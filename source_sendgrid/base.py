@@ -16,6 +16,7 @@ from airbyte_cdk.sources.streams.http import HttpStream
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from . import cdk_seam
 from .config import SendgridConfig
 from .errors import RequestStats, SendgridBackoff, SendgridErrorHandler, is_missing_scope, response_body
 from .output import page_lines
@@ -353,13 +354,13 @@ class SendgridStream(HttpStream, ABC):
         self._seen_pages = set()
         self._last_page_fingerprint = None
         self._empty_pages_in_a_row = 0
-        yield from self._read_pages(self._page_records, stream_slice, stream_state)
+        yield from cdk_seam.read_pages(self, self._page_records, stream_slice, stream_state)
         if not self._skipped:
             self.on_slice_read(stream_slice or {})
 
     def _page_records(self, request: requests.PreparedRequest, response: requests.Response,
                       stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> List[Any]:
-        """One page's records for _read_pages; one block of record lines when the source reads pages."""
+        """One page's records for cdk_seam.read_pages; one block of record lines when the source reads pages."""
         records = self.parse_response(response, stream_slice=stream_slice, stream_state=stream_state)
         if self.emit_pages_as_lines and records:
             return [page_lines(self.name, records)]

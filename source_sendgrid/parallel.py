@@ -50,7 +50,7 @@ from airbyte_cdk.sources.utils.schema_helpers import InternalConfig, split_confi
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from . import shared_lock
+from . import cdk_seam, shared_lock
 from .output import RecordLineBatch, SerializedLines
 
 # Messages handed from a worker to the merging thread at once (fewer hand-offs, same order).
@@ -94,7 +94,7 @@ def read_concurrently(
     logger.info(f"Starting syncing {source.name}, {workers} streams at a time")
     config, internal_config = split_config(config)
     instances = {stream.name: stream for stream in source.streams(config)}
-    source._stream_to_instance_map = instances  # what AbstractSource.read sets, for error messages
+    cdk_seam.set_stream_instances(source, instances)  # what AbstractSource.read sets, for error messages
 
     # Streams that wait for the server before their first record (an export job) start first, so the
     # wait overlaps the other streams; otherwise the catalog's order.
@@ -107,7 +107,7 @@ def read_concurrently(
         yield from _run_in_processes(source, logger, configured, read_one, workers, failures, crashes)
     else:
         yield from _run_in_threads(source, configured, read_one, workers, failures, crashes)
-    yield from source._emit_queued_messages()
+    yield from cdk_seam.queued_messages(source)
     if crashes:
         raise RuntimeError(f"A stream reader crashed: {crashes[0]}")
     if failures:
@@ -169,7 +169,7 @@ def _run_in_threads(
                 finished += 1
                 continue
             yield from batch
-            yield from source._emit_queued_messages()
+            yield from cdk_seam.queued_messages(source)
     finally:
         stop.set()
         for thread in threads:
@@ -343,7 +343,7 @@ def _serve(connection: Connection, parent_ends: List[Connection], parent: int, s
         connection.send(("output", item))
 
     def send_queued() -> None:
-        for queued in source._emit_queued_messages():
+        for queued in cdk_seam.queued_messages(source):
             send(queued)
 
     try:
@@ -408,7 +408,8 @@ def _read_one(
     try:
         logger.info(f"Marking stream {name} as STARTED")
         yield status_message(configured_stream.stream, AirbyteStreamStatus.STARTED)
-        yield from source._read_stream(
+        yield from cdk_seam.read_stream(
+            source,
             logger=logger,
             stream_instance=instance,
             configured_stream=configured_stream,
@@ -418,7 +419,7 @@ def _read_one(
         logger.info(f"Marking stream {name} as STOPPED")
         yield status_message(configured_stream.stream, AirbyteStreamStatus.COMPLETE)
     except Exception as error:
-        yield from source._emit_queued_messages()
+        yield from cdk_seam.queued_messages(source)
         logger.exception(f"Encountered an exception while reading stream {name}")
         logger.info(f"Marking stream {name} as STOPPED")
         yield status_message(configured_stream.stream, AirbyteStreamStatus.INCOMPLETE)
@@ -426,7 +427,7 @@ def _read_one(
         if isinstance(error, AirbyteTracedException):
             traced = error
         else:
-            traced = source._serialize_exception(descriptor, error, stream_instance=instance)
+            traced = cdk_seam.serialize_exception(source, descriptor, error, stream_instance=instance)
         yield traced.as_sanitized_airbyte_message(stream_descriptor=descriptor)
         failures[instance.name] = traced
     finally:

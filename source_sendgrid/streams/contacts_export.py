@@ -48,6 +48,7 @@ from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .. import cdk_seam
 from ..base import SendgridStream
 from ..errors import SendgridErrorHandler, response_body
 from ..shared_lock import Claim
@@ -661,8 +662,8 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
 
     def _api(self, method: str, path: str, json: Optional[Mapping[str, Any]] = None) -> requests.Response:
         headers = {**self.request_headers(), **({"Content-Type": "application/json"} if json is not None else {})}
-        _, response = self._http_client.send_request(method, f"{self.url_base}{path}", headers=headers, json=json,
-                                                     request_kwargs=self.request_kwargs())
+        _, response = cdk_seam.http_client(self).send_request(method, f"{self.url_base}{path}", headers=headers, json=json,
+                                                              request_kwargs=self.request_kwargs())
         return response
 
     def _download(self, url: str, fields: FieldTypes, export: ReadyExport, number: int) -> Generator[Dict[str, Any], None, int]:

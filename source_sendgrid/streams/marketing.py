@@ -13,6 +13,7 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .. import cdk_seam
 from ..base import ClientFilteredStream, SendgridStream
 from ..errors import response_body
 from ..not_found import HarmlessNotFound, request_path
@@ -87,7 +88,7 @@ class Singlesends(HarmlessNotFound, MarketingStream, ClientFilteredStream):
         return [self._with_detail(record) for record in super().parse_response(response, **kwargs)]
 
     def _with_detail(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
-        _, response = self._http_client.send_request(
+        _, response = cdk_seam.http_client(self).send_request(
             "GET", f"{self.url_base}{self.path_template}/{record['id']}", request_kwargs=self.request_kwargs(),
             headers=self.request_headers(),
         )
