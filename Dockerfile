@@ -1,23 +1,27 @@
 # source-sendgrid as an Airbyte connector image.
-#   docker build -t source-sendgrid:dev .
-#   docker run --rm source-sendgrid:dev spec
-# Two stages: the builder makes a wheel of the package and installs it with its dependencies into a
-# virtual environment; the runtime stage gets that environment and main.py, nothing else (no pip,
-# no build tools, no tests, no emulator). setuptools stays: airbyte-cdk declares it at runtime.
+#   docker build -t source-sendgrid/source-sendgrid:dev .
+#   docker run --rm source-sendgrid/source-sendgrid:dev spec
+# Two stages: the builder installs the dependencies from requirements/runtime.txt (exact versions, every file
+# hash-checked; bin/lock writes it) into a virtual environment, then the package itself; the runtime stage
+# gets that environment and main.py, nothing else (no pip, no build tools, no tests, no emulator).
+# setuptools stays: airbyte-cdk declares it at runtime, and it is the locked one that builds the package.
 
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
+COPY requirements/pip.txt requirements/runtime.txt ./requirements/
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes -r requirements/pip.txt \
+ && /opt/venv/bin/pip install --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY source_sendgrid ./source_sendgrid
-RUN python -m venv /opt/venv \
- && python -m pip wheel --no-deps --wheel-dir /build/dist . \
- && /opt/venv/bin/pip install /build/dist/*.whl \
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/python -m pip uninstall --yes pip
 
 FROM python:3.11-slim
-LABEL io.airbyte.name="airbyte/source-sendgrid" \
+LABEL io.airbyte.name="source-sendgrid/source-sendgrid" \
       io.airbyte.version="0.2.2"
 # Airbyte runs source images as any user; a fixed unprivileged one (uid 1000) is enough here: the
 # connector only reads its mounted config, catalog and state, and writes to stdout.

@@ -13,11 +13,11 @@
 # - ulimits and the runc runtime in a private containers.conf (CONTAINERS_CONF).
 #
 # Usage: .ci/image.sh            (root; installs podman and debootstrap with apt-get if missing)
-# Env:   IMAGE (default source-sendgrid:dev), KEEP_IMAGE_STORAGE=1 to keep $WORK for a rerun.
+# Env:   IMAGE (default source-sendgrid/source-sendgrid:dev), KEEP_IMAGE_STORAGE=1 to keep $WORK for a rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
-IMAGE="${IMAGE:-source-sendgrid:dev}"
+IMAGE="${IMAGE:-source-sendgrid/source-sendgrid:dev}"
 BASE="docker.io/library/python:3.11-slim"
 WORK="${IMAGE_WORK_DIR:-/var/tmp/source-sendgrid-image}"
 started=$SECONDS

@@ -1,6 +1,6 @@
 """Run the built connector image as a user would, against the emulator on this host, and check its messages.
 
-`python -m integration_tests.image_check --image source-sendgrid:dev [--engine "docker"]`
+`python -m integration_tests.image_check --image source-sendgrid/source-sendgrid:dev [--engine "docker"]`
 
 Called by `.ci/image.sh` after it builds the image. Every command runs in a fresh container with
 `--network host` (the emulator listens on 127.0.0.1 here) and the config, catalog and state mounted
@@ -238,7 +238,7 @@ def check_image(container: Container, emulator: Emulator, secrets: Path) -> None
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", default="source-sendgrid:dev")
+    parser.add_argument("--image", default="source-sendgrid/source-sendgrid:dev")
     parser.add_argument("--engine", default="docker", help='the container CLI with its flags, e.g. "podman --root /x"')
     parser.add_argument("--size", type=int, default=300, help="emulator account size")
     args = parser.parse_args(argv)

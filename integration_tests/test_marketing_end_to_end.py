@@ -269,6 +269,10 @@ def test_a_key_without_automation_stats_scope_skips_only_that_stream(emulator):
 def test_an_account_without_new_marketing_campaigns_skips_the_family():
     with Emulator(size=20, seed=3, families=["marketing"], products=[]) as emulator:
         config = config_for(emulator)
-        output = read_in_process(config, catalog(config, ["lists", "contacts", "list_members"], mode="full_refresh"))
-    assert not output.errors and records_of(output) == {}
+        output = read_in_process(config, catalog(config, ["lists", "contacts", "list_members"], mode="full_refresh"),
+                                 expecting_exception=True)
+    assert records_of(output) == {}
     assert sum("Skipping stream" in w for w in warnings_of(output)) == 3
+    # Nothing selected could be read: the sync fails rather than pass for an empty account.
+    assert [e.trace.error.failure_type.value for e in output.errors] == ["config_error"]
+    assert "None of the selected streams could be read" in output.errors[0].trace.error.message

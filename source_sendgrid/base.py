@@ -7,7 +7,7 @@ import logging
 import os
 from abc import ABC
 from datetime import datetime, timedelta
-from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Type
+from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Type
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
@@ -22,7 +22,7 @@ from .output import page_lines
 from .pagination import Pager, SinglePage
 from .schema_conform import record_fitter
 from .scopes import ScopeGate
-from .windows import EPOCH, format_time, parse_time, record_time, utc_now, windows
+from .windows import EPOCH, CappedCursor, format_time, parse_time, record_time, state_cursor, utc_now, windows
 
 logger = logging.getLogger("airbyte")
 
@@ -39,6 +39,42 @@ def request_timeout() -> Tuple[float, float]:
     except ValueError:
         read = 0.0
     return (REQUEST_TIMEOUT[0], read) if read > 0 else REQUEST_TIMEOUT
+
+
+def _key_paths(primary_key: Any) -> List[List[str]]:
+    """A stream's primary key as field paths: "id" -> [["id"]], ["list_id", "id"] -> [["list_id"], ["id"]]."""
+    if not primary_key:
+        return []
+    if isinstance(primary_key, str):
+        return [[primary_key]]
+    return [[part] if isinstance(part, str) else list(part) for part in primary_key]
+
+
+def _key_check(primary_key: Any) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a record has every part of the key, none of them null. Runs once per record: a key of
+    top-level fields (every stream's today) is a few dict lookups."""
+    paths = _key_paths(primary_key)
+    if all(len(path) == 1 for path in paths):
+        names = tuple(path[0] for path in paths)
+        if len(names) == 1:
+            name = names[0]
+            return lambda record: record.get(name) is not None
+        return lambda record: all(record.get(name) is not None for name in names)
+
+    def has_every_part(record: Mapping[str, Any]) -> bool:
+        for path in paths:
+            value: Any = record
+            for name in path:
+                value = value.get(name) if isinstance(value, Mapping) else None
+            if value is None:
+                return False
+        return True
+
+    return has_every_part
+
+
+def _json_kind(body: Any) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(body), "something else")
 
 
 # A window after an empty one doubles, up to this many times `window_days`.
@@ -149,8 +185,9 @@ class SendgridStream(HttpStream, ABC):
         return self._conformed(records, stream_slice or {})
 
     def _conformed(self, records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
-        """Each record transformed and made to fit the stream's schema; an entry that is not a JSON object,
-        or that its transform cannot read, is dropped with a warning instead of crashing the sync."""
+        """Each record transformed, made to fit the stream's schema and given the slice's fields; an entry that
+        is not a JSON object, that its transform cannot read, or that lacks a part of the primary key, is dropped
+        with a counted warning instead of crashing the sync or reaching the destination without a key."""
         if not self.records_are_objects:
             return [self.transform(record, stream_slice) for record in records]
         fit = getattr(self, "_record_fitter", None)
@@ -160,20 +197,39 @@ class SendgridStream(HttpStream, ABC):
             except (OSError, ValueError):  # an internal stream (e.g. scopes) has no schema file
                 schema = {}
             fit = self._record_fitter = record_fitter(schema)
+        has_key = _key_check(self.primary_key)
+        from_slice = self.slice_fields(stream_slice)
         out, dropped = [], []
+        keyless = 0
         transform = self.transform
         for record in records:
             if type(record) is not dict:  # JSON objects arrive as dicts
                 dropped.append(type(record).__name__)
                 continue
             try:
-                out.append(fit(transform(record, stream_slice)))
+                shaped = fit(transform(record, stream_slice))
             except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as error:
                 dropped.append(type(error).__name__)
+                continue
+            if from_slice:
+                shaped = {**shaped, **from_slice}
+            if not has_key(shaped):
+                keyless += 1
+                continue
+            out.append(shaped)
         if dropped:
             self.logger.warning(f"Stream {self.name}: dropped {len(dropped)} malformed record(s) SendGrid sent "
                                 f"({', '.join(sorted(set(dropped)))}).")
+        if keyless:
+            # A record without its key cannot be deduplicated or updated downstream, and no later record can
+            # replace it: it is left out, and counted.
+            self.logger.warning(f"Stream {self.name}: dropped {keyless} record(s) SendGrid sent without their primary "
+                                f"key ({', '.join('.'.join(path) for path in _key_paths(self.primary_key))} missing or null).")
         return out
+
+    def slice_fields(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Fields every record of the slice gets from the slice itself (a parent's id); none by default."""
+        return {}
 
     def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         """Shape one API record into the emitted record; identity unless an endpoint needs more."""
@@ -193,8 +249,17 @@ class SendgridStream(HttpStream, ABC):
         body = response_body(response)
         if self.records_key is None:
             found = body
+        elif isinstance(body, Mapping):
+            # A body without the records key (or with it null) is how some endpoints say "none".
+            found = next((body[key] for key in self.records_key if key in body), None)
         else:
-            found = next((body[key] for key in self.records_key if isinstance(body, Mapping) and key in body), None)
+            raise AirbyteTracedException(
+                message=f"SendGrid sent an unexpected body for stream {self.name}: expected a JSON object holding "
+                        f"the records (under {' or '.join(repr(key) for key in self.records_key)}), got "
+                        f"{_json_kind(body)}. The stream stops here rather than read it as no records.",
+                internal_message=f"{self.name}: body is {type(body).__name__}",
+                failure_type=FailureType.system_error,
+            )
         if found is None:
             return []
         if not isinstance(found, list):
@@ -242,6 +307,7 @@ class SendgridStream(HttpStream, ABC):
     def _skip(self, reason: str) -> None:
         if not self._skipped:
             self._skipped = True
+            self._scope_gate.note_skipped(type(self))
             self.logger.warning(f"Skipping stream {self.name}: {reason}. The other streams go on.")
 
     # --- read --------------------------------------------------------------------------------
@@ -317,6 +383,20 @@ class SendgridStream(HttpStream, ABC):
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
         """Called once every page of a slice was read: where incremental streams advance their state."""
 
+    def _state_cursor(self) -> Optional[datetime]:
+        """The state's cursor for an incremental read; one that is no time or is before 1970 is read as no
+        state (the read starts from `start_date`: nothing is lost), with a warning."""
+        value = (self.state or {}).get(self.cursor_field)
+        cursor = state_cursor(value)
+        if cursor is None and value not in (None, ""):
+            self.logger.warning(f"Stream {self.name}: the state's cursor {str(value)[:40]!r} is not a usable time "
+                                "(unreadable or before 1970); reading from start_date as if there were no state.")
+        elif cursor is not None and cursor > utc_now():
+            self.logger.warning(f"Stream {self.name}: the state's cursor {format_time(cursor)} is in the future; "
+                                "nothing newer can be read until then and the state stays as it is. If a record "
+                                "dated in the future put it there, reset this stream.")
+        return cursor
+
 
 class SendgridSubStream(SendgridStream, ABC):
     """An endpoint read once per record of a `parent` stream (a list's members, a template's versions).
@@ -345,10 +425,8 @@ class SendgridSubStream(SendgridStream, ABC):
         if parent.skipped:
             self._skip(f"its parent stream {parent.name} could not be read")
 
-    def parse_response(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]] = None,
-                       **kwargs: Any) -> Iterable[Mapping[str, Any]]:
-        parent_values = {key: (stream_slice or {}).get(key) for key in self.parent_keys.values()}
-        return [{**record, **parent_values} for record in super().parse_response(response, stream_slice=stream_slice, **kwargs)]
+    def slice_fields(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {key: stream_slice.get(key) for key in self.parent_keys.values()}
 
 
 class WindowedStream(SendgridStream, CheckpointMixin, ABC):
@@ -375,8 +453,10 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         start = self._config.start_date
         if self.retention is not None:
             start = max(start, now - self.retention)
-        cursor = parse_time((self.state or {}).get(self.cursor_field))
-        if cursor is not None and sync_mode == SyncMode.incremental:
+        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
+        if cursor is not None and cursor >= now:
+            return  # nothing newer than the state can exist yet; the state stays as it is
+        if cursor is not None:
             # The window ending at the cursor was read whole: go on from the next second, minus the lookback.
             start = max(start, cursor + self.window_resolution - max(self._config.lookback, self.min_lookback))
         start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
@@ -429,21 +509,23 @@ class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[StreamData]:
         # Moments are compared as record-format text ("2024-01-31T12:00:00Z"), whose order is time order.
-        cursor = parse_time((self.state or {}).get(self.cursor_field))
-        self._threshold = format_time(cursor - self._config.lookback) if cursor and sync_mode == SyncMode.incremental else None
-        self._newest = format_time(cursor) if cursor else None
+        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
+        self._threshold = format_time(cursor - self._config.lookback) if cursor else None
+        self._newest = CappedCursor(format_time(cursor) if cursor else None, utc_now())
         yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
 
     def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping[str, Any]]:
         emitted = []
         for record in super().parse_response(response, **kwargs):
             moment = record_time(record.get(self.cursor_field))  # None: not a time, emitted but not a cursor
-            if moment is not None and (self._newest is None or moment > self._newest):
-                self._newest = moment
+            self._newest.see(moment)
             if self._threshold is None or moment is None or moment > self._threshold:
                 emitted.append(record)
         return emitted
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        if self._newest is not None:
-            self.state = {self.cursor_field: self._newest}
+        warning = self._newest.future_warning(self.name)
+        if warning:
+            self.logger.warning(warning)
+        if self._newest.value is not None:
+            self.state = {self.cursor_field: self._newest.value}

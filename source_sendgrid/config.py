@@ -6,11 +6,13 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 REGION_BASE_URLS = {
     "global": "https://api.sendgrid.com",
@@ -22,6 +24,11 @@ DEFAULT_LOOKBACK_DAYS = 1
 DEFAULT_WINDOW_DAYS = 180
 DEFAULT_CONCURRENCY = 4
 _START_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+# SendGrid's time filters are epoch seconds and answer 400 to a moment before 1970 (spec.json says the same).
+EARLIEST_START_DATE = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# What a base URL is made of here: scheme://host[:port][/path]. Anything else (whitespace, `\`, `@`, `?`,
+# `#`, `%`, control characters) is refused, so no two URL parsers can disagree about the host.
+_BASE_URL_CHARACTERS = re.compile(r"^[A-Za-z0-9\-._~:/\[\]]+$")
 
 
 def config_error(message: str) -> AirbyteTracedException:
@@ -48,11 +55,23 @@ class SendgridConfig:
         api_key = str(config.get("api_key") or "").strip()
         if not api_key:
             raise config_error("The config has no `api_key`. Create one in SendGrid under Settings → API Keys.")
+        if not _is_printable_ascii(api_key, spaces=False):
+            # The key itself is never quoted: it may be the real key with one wrong character.
+            raise config_error(
+                "`api_key` is not a SendGrid API key: it may hold only printable ASCII characters, without spaces "
+                "or line breaks inside (a key looks like SG.xxxx.yyyy). Copy it again from SendGrid "
+                "(Settings → API Keys) and paste it whole."
+            )
         region = config.get("region") or "global"
         if region not in REGION_BASE_URLS:
             raise config_error(f"`region` must be one of {sorted(REGION_BASE_URLS)}, not {region!r}.")
         base_url = _checked_base_url(config.get("api_base_url")) or REGION_BASE_URLS[region]
         subuser = (config.get("subuser") or "").strip() or None
+        if subuser is not None and not _is_printable_ascii(subuser, spaces=True):
+            raise config_error(
+                "`subuser` may hold only printable ASCII characters and spaces (no line breaks or tabs): give the "
+                "subuser's username, or 'account-id <id>' for a customer account."
+            )
         return cls(
             api_key=api_key,
             base_url=base_url,
@@ -72,9 +91,15 @@ def parse_start_date(value: Any) -> datetime:
             f"`start_date` must look like 2024-01-31T00:00:00Z (UTC, ISO 8601), not {text!r}."
         )
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except ValueError:
         raise config_error(f"`start_date` {text!r} is not a real date and time.") from None
+    if moment < EARLIEST_START_DATE:
+        raise config_error(
+            f"`start_date` {text!r} is before 1970-01-01T00:00:00Z, which SendGrid does not accept. "
+            "Use a later date, or leave it empty to replicate the account's whole history."
+        )
+    return moment
 
 
 def _bounded_int(config: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
@@ -86,19 +111,48 @@ def _bounded_int(config: Mapping[str, Any], key: str, default: int, low: int, hi
     return value
 
 
+def _is_printable_ascii(text: str, spaces: bool) -> bool:
+    """Only characters an HTTP header carries as they are; a space only if `spaces`."""
+    return all(33 <= ord(character) <= 126 or (spaces and character == " ") for character in text)
+
+
 def _checked_base_url(value: Optional[str]) -> Optional[str]:
-    """Allow any https:// URL, and http:// only to this machine (the emulator, a local proxy)."""
+    """Allow any https:// URL, and http:// only to this machine (the emulator, a local proxy).
+
+    The host is the one the HTTP client (requests, through urllib3's `parse_url`) will connect to, and the
+    standard library's `urlsplit` must agree with it: `http://HOST\\@127.0.0.1` reads as 127.0.0.1 to one
+    and as HOST to the other.
+    """
     if not value:
         return None
-    parts = urlsplit(str(value).strip())
-    if parts.scheme == "https" and parts.hostname:
-        return str(value).strip().rstrip("/")
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        return str(value).strip().rstrip("/")
+    text = str(value).strip().rstrip("/")
+    scheme, host = _scheme_and_host(text) or ("", "")
+    if scheme == "https" or scheme == "http" and _is_loopback(host):
+        return text
     raise config_error(
-        "`api_base_url` must be an https:// URL (http:// is accepted only for localhost or 127.0.0.1), "
-        f"not {value!r}."
+        "`api_base_url` must be an https:// URL (http:// is accepted only for localhost or 127.0.0.1) of the "
+        f"form scheme://host[:port][/path], without user, query, fragment, spaces or backslashes; not {value!r}."
     )
+
+
+def _scheme_and_host(text: str) -> Optional[Tuple[str, str]]:
+    """The scheme and host of `text` if it is a plain scheme://host[:port][/path] URL both parsers read
+    alike, else None."""
+    if not _BASE_URL_CHARACTERS.match(text):
+        return None
+    try:
+        client, standard = parse_url(text), urlsplit(text)
+        standard_port = standard.port
+    except (LocationParseError, ValueError):
+        return None
+    if client.scheme not in ("http", "https") or client.scheme != standard.scheme.lower():
+        return None
+    if client.auth or client.query or client.fragment or not client.host or not standard.hostname:
+        return None
+    host = client.host.lower().strip("[]")
+    if host != standard.hostname.lower() or client.port != standard_port:
+        return None
+    return client.scheme, host
 
 
 def _is_loopback(host: str) -> bool:

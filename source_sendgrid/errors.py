@@ -7,11 +7,17 @@ CDK's HttpClient, which does the retrying.
 from __future__ import annotations
 
 import ctypes
+import json
+import logging
+import math
 import random
+import re
 import threading
 import time
+from datetime import datetime, timezone
 from multiprocessing import sharedctypes
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -19,12 +25,22 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 MAX_RETRIES = 8
 MAX_RETRY_SECONDS = 900
 MAX_RATE_LIMIT_WAIT = 120.0
 # Larger than any "seconds until reset" and smaller than any epoch SendGrid would send.
 _EPOCH_THRESHOLD = 1_000_000_000
+# SendGrid's rate-limit windows last seconds to a minute: a reset further away than this, or a remaining
+# count above this, is not a rate limit but a broken header, and is read as no header at all.
+MAX_PLAUSIBLE_RESET_SECONDS = 3600.0
+MAX_PLAUSIBLE_REMAINING = 1_000_000_000
+# A wait longer than this is logged: what is waited for and until when.
+LOGGED_WAIT_SECONDS = 10.0
+
+logger = logging.getLogger("airbyte")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _BODY_ATTR = "_sendgrid_body"
 
@@ -75,7 +91,7 @@ class RateBudget(_SharedNumbers, AbstractAPIBudget):
     def __init__(self, clock: Callable[[], float] = time.time, sleep: Optional[Callable[[float], None]] = None):
         self._clock = clock
         # Looked up at each wait (not bound here), so a test that stubs time.sleep stubs this wait too.
-        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._sleeper = sleep or (lambda seconds: time.sleep(seconds))
         super().__init__(_BudgetNumbers(remaining=_UNKNOWN))
         self._thread = threading.local()
 
@@ -111,6 +127,10 @@ class RateBudget(_SharedNumbers, AbstractAPIBudget):
                 numbers.waited_seconds += wait
             self._sleep(wait)
 
+    def _sleep(self, seconds: float) -> None:
+        log_long_wait(seconds, "SendGrid's rate-limit window to reset (no requests left in it)", self._clock)
+        self._sleeper(seconds)
+
     def get_matching_policy(self, request: Any) -> None:
         return None
 
@@ -139,12 +159,27 @@ class RateBudget(_SharedNumbers, AbstractAPIBudget):
             # else: a late response from an earlier window, nothing new
 
 
-def _int_header(response: requests.Response, name: str) -> Optional[int]:
+def _header_number(response: requests.Response, name: str) -> Optional[float]:
+    """A numeric header as a finite, non-negative number; None when absent or not such a number
+    ("inf", "nan", "-5", "soon")."""
     raw = response.headers.get(name)
     try:
-        return int(float(raw)) if raw is not None else None
+        value = float(raw) if raw is not None else None
     except ValueError:
         return None
+    return value if value is not None and math.isfinite(value) and value >= 0 else None
+
+
+def _int_header(response: requests.Response, name: str) -> Optional[int]:
+    value = _header_number(response, name)
+    return int(value) if value is not None and value <= MAX_PLAUSIBLE_REMAINING else None
+
+
+def log_long_wait(seconds: float, waiting_for: str, clock: Callable[[], float] = time.time) -> None:
+    """One log line for a wait longer than LOGGED_WAIT_SECONDS, so a long pause is never silent."""
+    if seconds > LOGGED_WAIT_SECONDS:
+        until = datetime.fromtimestamp(clock() + seconds, tz=timezone.utc).strftime("%H:%M:%S UTC")
+        logger.info(f"Waiting {seconds:.0f} s for {waiting_for}, until {until}.")
 
 
 class _RequestCounts(ctypes.Structure):
@@ -188,8 +223,60 @@ class RequestStats(_SharedNumbers):
 def response_body(response: requests.Response) -> Any:
     """The parsed JSON body; parsed once, when the error handler checked it."""
     if not hasattr(response, _BODY_ATTR):
-        setattr(response, _BODY_ATTR, orjson.loads(response.content) if response.content else None)
+        try:
+            body = parse_json(response.content)[0] if response.content else None
+        except TooDeepJson:
+            raise AirbyteTracedException(
+                message=f"SendGrid answered {urlsplit(response.url or '').path or 'a request'} with JSON nested deeper "
+                        "than this connector can read; asking again would bring the same answer, so the stream stops here.",
+                failure_type=FailureType.system_error,
+            ) from None
+        setattr(response, _BODY_ATTR, body)
     return getattr(response, _BODY_ATTR)
+
+
+def parse_json(content: bytes) -> Tuple[Any, int]:
+    """A JSON document and how many characters in it had to be replaced with U+FFFD.
+
+    orjson refuses two things that are still well-formed JSON text: a `\\u` escape of a lone UTF-16
+    surrogate (RFC 8259's grammar allows it; no UTF-8 output can carry it) and bytes that are not UTF-8
+    inside a string. Such a body is parsed again by the standard library and those characters replaced,
+    so the page's records are kept. Raises orjson.JSONDecodeError for a body that is not JSON at all
+    (truncated, HTML), and TooDeepJson for one nested deeper than any parser here can follow.
+    """
+    try:
+        return orjson.loads(content), 0
+    except orjson.JSONDecodeError as first_error:
+        try:
+            text = content.decode("utf-8", errors="replace")
+            body = json.loads(text, parse_constant=_not_json)  # NaN and Infinity are not JSON either
+            replaced = [text.count("\ufffd") - content.count("\ufffd".encode())]
+            return _without_lone_surrogates(body, replaced), replaced[0]
+        except RecursionError:
+            raise TooDeepJson(str(first_error)) from None
+        except ValueError:
+            raise first_error from None
+
+
+class TooDeepJson(ValueError):
+    """Well-formed JSON nested too deeply to parse: the same page comes back the same, so it is not retried."""
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _without_lone_surrogates(value: Any, replaced: list) -> Any:
+    # json.loads joins a valid surrogate pair into one character: any surrogate left is a lone one.
+    if isinstance(value, str):
+        fixed, count = _SURROGATE.subn("\ufffd", value)
+        replaced[0] += count
+        return fixed
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item, replaced) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k, replaced): _without_lone_surrogates(v, replaced) for k, v in value.items()}
+    return value
 
 
 def api_error_message(response: requests.Response) -> str:
@@ -210,22 +297,35 @@ def api_error_message(response: requests.Response) -> str:
 
 
 def is_missing_scope(response: requests.Response) -> bool:
-    """403, or the 401 "authorization required" some endpoints answer for a key without the scope."""
+    """On a stream's endpoint (never on /v3/scopes, see KeyCheckErrorHandler): 403, or the 401
+    "authorization required" some endpoints answer for a key without the scope."""
     if response.status_code == 403:
         return True
     return response.status_code == 401 and "authorization required" in api_error_message(response).lower()
 
 
+def refused_key_message(response: requests.Response) -> str:
+    """What to do about a key SendGrid refused: a 401 (other than a stream endpoint's "authorization required"
+    for a missing scope), or a 403 on /v3/scopes."""
+    said = api_error_message(response)
+    if response.status_code == 401:
+        return ("SendGrid rejected the API key (401 Unauthorized). Check that the key is complete and active "
+                "(SendGrid → Settings → API Keys; paste the key alone, without quotes or 'Bearer ') and that it "
+                f"belongs to an account of this `region`. SendGrid said: {said!r}")
+    return ("SendGrid refused the API key (403 Forbidden) even for listing its own scopes, which every accepted "
+            "key may do. Check that `subuser` is a subuser of the key's account (or leave it empty) and, if the "
+            "account uses IP Access Management, that this machine's IP address is allowed. "
+            f"SendGrid said: {said!r}")
+
+
 def seconds_until_reset(response: requests.Response, now: Callable[[], float] = time.time) -> Optional[float]:
-    """X-RateLimit-Reset is an epoch in SendGrid's docs and a delta in its spec: accept both."""
-    raw = response.headers.get("X-RateLimit-Reset")
-    try:
-        value = float(raw) if raw is not None else None
-    except ValueError:
-        return None
+    """X-RateLimit-Reset is an epoch in SendGrid's docs and a delta in its spec: accept both. A reset more
+    than MAX_PLAUSIBLE_RESET_SECONDS away (an epoch of 10**12, "inf") is a broken header: None, as if absent."""
+    value = _header_number(response, "X-RateLimit-Reset")
     if value is None:
         return None
-    return max(0.0, value - now()) if value > _EPOCH_THRESHOLD else max(0.0, value)
+    wait = max(0.0, value - now()) if value > _EPOCH_THRESHOLD else value
+    return wait if wait <= MAX_PLAUSIBLE_RESET_SECONDS else None
 
 
 class SendgridBackoff(BackoffStrategy):
@@ -244,9 +344,12 @@ class SendgridBackoff(BackoffStrategy):
             wait = seconds_until_reset(response_or_exception)
             if wait is not None:
                 # The CDK adds one second to every wait, which also absorbs clock skew.
-                return min(wait, MAX_RATE_LIMIT_WAIT) + random.uniform(0.01, 0.1)
-        exponential = min(self._max, self._base * 2 ** max(0, attempt_count - 1))
-        return exponential * random.uniform(0.8, 1.2)
+                wait = min(wait, MAX_RATE_LIMIT_WAIT) + random.uniform(0.01, 0.1)
+                log_long_wait(wait, "SendGrid's rate-limit window to reset (answered 429)")
+                return wait
+        exponential = min(self._max, self._base * 2 ** max(0, attempt_count - 1)) * random.uniform(0.8, 1.2)
+        log_long_wait(exponential, f"SendGrid before retry {attempt_count} of a failed request")
+        return exponential
 
 
 class SendgridErrorHandler(ErrorHandler):
@@ -284,9 +387,7 @@ class SendgridErrorHandler(ErrorHandler):
             # The stream reads the response, warns which scope is missing and ends without records.
             return ErrorResolution(ResponseAction.IGNORE, None, f"Stream {self._stream_name}: access denied ({status}).")
         if status == 401:
-            return _fail(FailureType.config_error,
-                         "SendGrid rejected the API key (401 Unauthorized). Check that the key is correct, "
-                         f"active and for this region. SendGrid said: {api_error_message(response)!r}")
+            return _fail(FailureType.config_error, refused_key_message(response))
         if status == 404 and self._not_found_is_empty:
             return ErrorResolution(ResponseAction.IGNORE, None, f"Stream {self._stream_name}: 404, no more pages.")
         if status == 408 or status >= 500:
@@ -296,14 +397,39 @@ class SendgridErrorHandler(ErrorHandler):
                      f"{api_error_message(response)!r}.")
 
     def _check_body(self, response: requests.Response) -> ErrorResolution:
-        if not self._expects_json:
+        if not self._expects_json or response.status_code == 204:
             return ErrorResolution(ResponseAction.SUCCESS)
         try:
-            response_body(response)
+            body, replaced = parse_json(response.content) if response.content else (None, 0)
+        except TooDeepJson:
+            # Not retried: the same page would come back. The stream fails when it reads the body (a FAIL here
+            # would have the CDK parse the body again for its log, which raises).
+            return ErrorResolution(ResponseAction.SUCCESS)
         except orjson.JSONDecodeError:
             # A truncated body, or an HTML page from a proxy with a 200: never records.
             return _retry(f"SendGrid sent an unreadable (truncated or non-JSON) body on stream {self._stream_name}; retrying.")
+        if body is None:
+            # Every answer we ask for is a JSON object or list, an empty one included: an empty or `null` body
+            # is a broken answer, and reading it as "no records" would end the pages and lose the rest.
+            return _retry(f"SendGrid sent an empty (or null) body with status {response.status_code} on stream "
+                          f"{self._stream_name}, where a page was expected; retrying.")
+        if replaced:
+            logger.warning(f"Stream {self._stream_name}: SendGrid sent a page with {replaced} character(s) that are not "
+                           "valid Unicode (lone UTF-16 surrogate escapes or bytes that are not UTF-8); each was replaced "
+                           "with U+FFFD and the records kept.")
+        setattr(response, _BODY_ATTR, body)
         return ErrorResolution(ResponseAction.SUCCESS)
+
+
+class KeyCheckErrorHandler(SendgridErrorHandler):
+    """For `GET /v3/scopes`, which any key SendGrid accepts may call, whatever its scopes: a 401 there (also
+    "authorization required") or a 403 means the key is refused, never that a scope is missing. Read as a
+    missing scope, it made a refused key look like an account with nothing to read."""
+
+    def _resolve(self, response: Optional[Union[requests.Response, Exception]]) -> ErrorResolution:
+        if isinstance(response, requests.Response) and response.status_code in (401, 403):
+            return _fail(FailureType.config_error, refused_key_message(response))
+        return super()._resolve(response)
 
 
 def _retry(message: str) -> ErrorResolution:

@@ -16,14 +16,17 @@ import logging
 import os
 import sys
 import tempfile
-from typing import Any, DefaultDict, Dict, Iterable, Iterator, List, Optional
+from typing import Any, DefaultDict, Dict, Iterable, Iterator, List, Mapping, Optional
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
+from airbyte_cdk.models import AirbyteMessage, ConnectorSpecification
 from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, get_secrets, update_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
+from .masking import masked_spellings
 from .output import SerializedLines, StreamKey, record_line
 from .source import SourceSendgrid
 
@@ -63,6 +66,20 @@ class SendgridEntrypoint(AirbyteEntrypoint):
                         yield self.airbyte_message_to_string(message)
         finally:
             yield from self._queued_lines()
+
+    @staticmethod
+    def set_up_secret_filter(config: Mapping[str, Any], connection_specification: Mapping[str, Any]) -> None:
+        # The CDK's filter, given each secret in every spelling it can be printed in, and no value too short
+        # to mask without breaking the messages (masking.py).
+        update_secrets(masked_spellings(get_secrets(connection_specification, config)))
+
+    def check(self, source_spec: ConnectorSpecification, config: Mapping[str, Any]) -> Iterable[AirbyteMessage]:
+        # The CDK masks logs and traces but writes the source's CONNECTION_STATUS as it is, and that message
+        # can quote SendGrid's error body, which may echo the key.
+        for message in super().check(source_spec, config):
+            if message.type == MessageType.CONNECTION_STATUS and message.connectionStatus.message:
+                message.connectionStatus.message = filter_secrets(message.connectionStatus.message)
+            yield message
 
     def _queued_lines(self) -> Iterator[str]:
         return (self.airbyte_message_to_string(message) for message in self._emit_queued_messages(self.source))

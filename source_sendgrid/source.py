@@ -12,6 +12,7 @@ from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteStateMessage,
     AirbyteStateMessageSerializer,
+    AirbyteStateType,
     AirbyteStreamStatus,
     ConfiguredAirbyteCatalog,
     ConfiguredAirbyteStream,
@@ -29,8 +30,8 @@ from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as status_m
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .base import SendgridStream
-from .config import SendgridConfig
-from .errors import RequestStats
+from .config import SendgridConfig, config_error
+from .errors import KeyCheckErrorHandler, RequestStats
 from .output import SerializedLines
 from .parallel import can_read_in_processes, fork_context, read_concurrently
 from .scopes import ScopeGate
@@ -42,12 +43,14 @@ _QUEUE_LOCK = threading.Lock()
 
 
 class Scopes(SendgridStream):
-    """`GET /v3/scopes`: what the key may do. Used by check and to skip streams; not a catalog stream."""
+    """`GET /v3/scopes`: what the key may do. Used by check and to skip streams; not a catalog stream.
+    Any key SendGrid accepts may call it, so a 401 or 403 here fails: the key is refused."""
 
     path_template = "/v3/scopes"
     records_key = ("scopes",)
     primary_key = None
     records_are_objects = False
+    error_handler_class = KeyCheckErrorHandler
 
 
 class SourceSendgrid(AbstractSource):
@@ -58,7 +61,8 @@ class SourceSendgrid(AbstractSource):
     @classmethod
     def read_state(cls, state_path: str) -> List[AirbyteStateMessage]:
         """Per-stream state messages; also the legacy `{"<stream>": {...}}` dict of older syncs, and a
-        clear config error (not a crash) for a state file that is neither."""
+        clear config error (not a crash) for a state file that is neither, or that holds a GLOBAL state
+        (this source never writes one: its streams checkpoint one by one)."""
         try:
             loaded = cls._read_json_file(state_path) if state_path else None
             if isinstance(loaded, dict) and loaded and "type" not in loaded and all(isinstance(v, dict) for v in loaded.values()):
@@ -67,7 +71,7 @@ class SourceSendgrid(AbstractSource):
                         "stream_descriptor": {"name": str(name)}, "stream_state": value}})
                     for name, value in loaded.items()
                 ]
-            return super().read_state(state_path)
+            messages = super().read_state(state_path)
         except Exception as error:  # the CDK raises ValueError or a serializer error for a malformed state
             raise AirbyteTracedException(
                 message="The state given to this sync is not valid: it must be a list of Airbyte state messages "
@@ -75,6 +79,14 @@ class SourceSendgrid(AbstractSource):
                 internal_message=f"invalid state: {type(error).__name__}: {str(error)[:300]}",
                 failure_type=FailureType.config_error,
             ) from None
+        if any(message.type == AirbyteStateType.GLOBAL for message in messages):
+            raise AirbyteTracedException(
+                message="The state given to this sync is a GLOBAL state, but this source keeps "
+                        "per-stream states. Reset the connection's state, or give per-stream STREAM state messages.",
+                internal_message=f"state types: {sorted({str(m.type) for m in messages})}",
+                failure_type=FailureType.config_error,
+            )
+        return messages
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # Overridden (not check_connection) so a failure reads as plain text, without a repr's quotes.
@@ -83,15 +95,19 @@ class SourceSendgrid(AbstractSource):
             granted = _fetch_scopes(parsed, RequestStats())
         except AirbyteTracedException as error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=error.message)
-        if granted is None:
-            return AirbyteConnectionStatus(
-                status=Status.SUCCEEDED,
-                message="Connected. The key may not list its scopes, so streams it cannot read are skipped during the sync.",
-            )
         unreadable = self._unreadable_streams(parsed, granted)
         if not unreadable:
             return AirbyteConnectionStatus(status=Status.SUCCEEDED, message="Connected. The key can read every stream.")
         lines = "; ".join(f"{name} (needs {', '.join(scopes)})" for name, scopes in unreadable)
+        if len(unreadable) == self._streams_with_scopes(parsed):
+            # (A stream that declares no scope, like verified_senders, does not make such a key useful.)
+            needed = ", ".join(sorted({scope for _, scopes in unreadable for scope in scopes}))
+            return AirbyteConnectionStatus(
+                status=Status.FAILED,
+                message="SendGrid accepts the API key, but it can read none of the streams: it has none of their "
+                        "read scopes. In SendGrid (Settings → API Keys), give the key Read Access (or Full Access), "
+                        f"or a restricted key with the scopes of the streams to sync: {needed}.",
+            )
         return AirbyteConnectionStatus(
             status=Status.SUCCEEDED,
             message=f"Connected. These streams will be skipped because the key lacks their scopes: {lines}.",
@@ -116,7 +132,7 @@ class SourceSendgrid(AbstractSource):
     ) -> Iterator[AirbyteMessage]:
         parsed = SendgridConfig.from_mapping(config)
         streams, gate, stats = _build_streams(parsed)
-        # Ask for the key's scopes before any stream starts: a rejected key fails the sync once, clearly.
+        # Ask for the key's scopes before any stream starts: a refused key fails the sync once, clearly.
         gate.granted
         self._streams_in_read = streams
         try:
@@ -125,6 +141,7 @@ class SourceSendgrid(AbstractSource):
                 if in_processes:
                     context = fork_context()
                     stats.share_with_processes(context)
+                    gate.share_with_processes(context)
                     share_sync_export_with_processes(stats, context)
                 yield from read_concurrently(self, logger, config, catalog, state, parsed.concurrency, in_processes)
             else:
@@ -136,6 +153,14 @@ class SourceSendgrid(AbstractSource):
                     message=f"The catalog names streams this source does not have: {', '.join(unknown)}. "
                             "Refresh the source schema in the connection and remove them.",
                     failure_type=FailureType.config_error,
+                )
+            selected = {c.stream.name for c in catalog.streams}
+            if gate.all_skipped(type(s) for s in streams if s.name in selected):
+                # Every warning said "the other streams go on"; with none read, exit 0 would pass for an empty account.
+                raise config_error(
+                    "None of the selected streams could be read, so nothing was synced: each was skipped (the warnings "
+                    "above say why: the key lacks the stream's scope, SendGrid refused access with 401 or 403, or the "
+                    "region does not serve it). Give the key the scopes named there, or select streams it can read."
                 )
         finally:
             self._streams_in_read = None
@@ -217,6 +242,11 @@ class SourceSendgrid(AbstractSource):
             return list(repository.consume_queue())
 
     @staticmethod
+    def _streams_with_scopes(config: SendgridConfig) -> int:
+        gate = ScopeGate(lambda: None)
+        return sum(1 for stream_class in ALL_STREAMS if stream_class(config, gate, RequestStats()).required_scopes)
+
+    @staticmethod
     def _unreadable_streams(config: SendgridConfig, granted: FrozenSet[str]) -> List[Tuple[str, Tuple[str, ...]]]:
         gate = ScopeGate(lambda: granted)
         streams = [stream_class(config, gate, RequestStats()) for stream_class in ALL_STREAMS]
@@ -225,14 +255,11 @@ class SourceSendgrid(AbstractSource):
 
 def _build_streams(config: SendgridConfig) -> Tuple[List[SendgridStream], ScopeGate, RequestStats]:
     stats = RequestStats()
-    gate = ScopeGate(lambda: _fetch_scopes(config, stats))
+    gate = ScopeGate(lambda: _fetch_scopes(config, stats), ALL_STREAMS)
     return [stream_class(config, gate, stats) for stream_class in ALL_STREAMS], gate, stats
 
 
-def _fetch_scopes(config: SendgridConfig, stats: RequestStats) -> Optional[FrozenSet[str]]:
-    """The key's scopes, or None when the key may not list them. A rejected key raises a config error."""
+def _fetch_scopes(config: SendgridConfig, stats: RequestStats) -> FrozenSet[str]:
+    """The key's scopes. A refused key (401 or 403 on /v3/scopes) raises a config error."""
     scopes = Scopes(config, ScopeGate(lambda: None), stats)
-    granted = frozenset(str(scope) for scope in scopes.read_records(SyncMode.full_refresh))
-    if scopes.skipped:
-        return None
-    return granted
+    return frozenset(str(scope) for scope in scopes.read_records(SyncMode.full_refresh))

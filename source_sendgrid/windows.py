@@ -115,3 +115,46 @@ def record_time(value: Any) -> Optional[str]:
 
 def day(moment: datetime) -> date:
     return moment.astimezone(timezone.utc).date()
+
+
+def state_cursor(value: Any) -> Optional[datetime]:
+    """The cursor a saved state holds, as a moment; None, as if there were no state, for a value that is no
+    time or lies before 1970 (no SendGrid record is that old, and arithmetic on year 1 overflows). A cursor
+    in the future is returned as it is: the caller reads nothing newer than it."""
+    moment = parse_time(value)
+    return moment if moment is not None and moment >= EPOCH else None
+
+
+class CappedCursor:
+    """The newest record time a read saw, as the state will save it: never later than the moment the sync
+    started, so one record dated in the future cannot carry the state past records still to come. Starts at
+    the state's own cursor, which stays if nothing newer is seen. Moments are record-format texts
+    ("2024-01-31T12:00:00Z"), which compare in time order.
+
+    For any stream that takes its state from the records it emits (client-side filtered ones).
+    """
+
+    def __init__(self, state_value: Optional[str], sync_start: datetime):
+        self.value = state_value
+        self._limit = format_time(sync_start)
+        self.future_records = 0
+        self.latest_future: Optional[str] = None
+
+    def see(self, moment: Optional[str]) -> None:
+        if moment is None:
+            return
+        if moment > self._limit:
+            self.future_records += 1
+            if self.latest_future is None or moment > self.latest_future:
+                self.latest_future = moment
+            moment = self._limit
+        if self.value is None or moment > self.value:
+            self.value = moment
+
+    def future_warning(self, stream_name: str) -> Optional[str]:
+        """One line for the log about the records dated after the sync started, or None if there were none."""
+        if not self.future_records:
+            return None
+        return (f"Stream {stream_name}: {self.future_records} record(s) are dated after this sync started "
+                f"(latest {self.latest_future}). They are emitted, but the state stops at {self._limit}, so later "
+                "syncs still see every record changed after this one; these records come again until their date passes.")

@@ -69,6 +69,12 @@ def records(output: EntrypointOutput) -> List[Dict[str, Any]]:
     return [message.record.data for message in output.records]
 
 
+def ended_with_nothing_readable(output: EntrypointOutput) -> bool:
+    """The read's one error is the config error of a sync whose every selected stream was skipped."""
+    return len(output.errors) == 1 and output.errors[0].trace.error.message.startswith(
+        "None of the selected streams could be read")
+
+
 def all_output_text(output: EntrypointOutput) -> str:
     """Every message and stderr line the connector produced, as text (for secret-leak checks)."""
     from airbyte_cdk.models import AirbyteMessageSerializer

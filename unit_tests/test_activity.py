@@ -7,6 +7,7 @@ from source_sendgrid.windows import format_time, from_epoch
 from unit_tests.builders import (
     api_request,
     config,
+    ended_with_nothing_readable,
     error_response,
     json_response,
     records,
@@ -83,16 +84,16 @@ def test_given_an_account_without_the_activity_add_on_when_read_then_the_stream_
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response())
         http.get(messages_in(JAN_1_2024, NOW_MINUS_ONE), error_response(403, "access forbidden"))
-        output = run_read(config(), "email_activity", SyncMode.incremental)
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "email_activity", SyncMode.incremental, expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream email_activity: SendGrid answered 403 to /v3/messages: the account needs the paid")
 
 
 def test_given_the_eu_region_when_read_then_email_activity_is_skipped_as_us_only():
     with HttpMocker() as http:
         http.get(scopes_request("https://api.eu.sendgrid.com"), scopes_response())
-        output = run_read(config(region="eu"), "email_activity")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(region="eu"), "email_activity", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream email_activity: SendGrid serves this endpoint only from the global")
 
 

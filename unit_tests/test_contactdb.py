@@ -10,6 +10,7 @@ from unit_tests.builders import (
     BASE,
     api_request,
     config,
+    ended_with_nothing_readable,
     error_response,
     json_response,
     records,
@@ -115,20 +116,20 @@ def test_given_more_campaigns_than_the_default_page_when_read_then_every_page_is
     assert len(records(output)) == 207
 
 
-def test_given_an_account_without_legacy_marketing_campaigns_when_read_then_the_stream_is_skipped_not_failed():
+def test_given_an_account_without_legacy_marketing_campaigns_when_read_then_the_stream_is_skipped():
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response())
         http.get(recipients_page("/v3/contactdb/recipients", 1), error_response(403, "access forbidden"))
-        output = run_read(config(), "legacy_contacts")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "legacy_contacts", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream legacy_contacts: SendGrid answered 403")
 
 
 def test_given_a_missing_parent_scope_when_members_are_read_then_the_stream_is_skipped_before_any_request():
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response(["templates.read"]))
-        output = run_read(config(), "legacy_list_members")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "legacy_list_members", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream legacy_list_members: the API key lacks the scope marketing_campaigns.read")
 
 
@@ -137,8 +138,8 @@ def test_given_the_eu_region_when_legacy_streams_are_read_then_they_are_skipped_
         with HttpMocker() as http:
             # Only /v3/scopes on the EU host is mocked: any call to either host's legacy endpoint would fail the read.
             http.get(scopes_request(EU), scopes_response())
-            output = run_read(config(region="eu"), stream)
-        assert records(output) == [] and not output.errors, stream
+            output = run_read(config(region="eu"), stream, expecting_exception=True)
+        assert records(output) == [] and ended_with_nothing_readable(output), stream
         assert output.is_in_logs(re.escape(f"Skipping stream {stream}: SendGrid serves this endpoint only from the global (US) region")), stream
 
 

@@ -56,10 +56,12 @@ def test_given_a_parent_account_when_subusers_are_read_then_pages_of_100_ask_for
     assert len(records(output)) == 101 and records(output)[0]["region"] == "eu"
 
 
-def test_given_an_account_that_is_not_a_parent_when_subusers_are_read_then_the_stream_is_skipped_cleanly():
+def test_given_an_account_that_is_not_a_parent_when_subusers_are_read_then_the_stream_is_skipped():
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response())
         http.get(api_request("/v3/subusers"), error_response(401, "authorization required"))
-        output = run_read(config(), "subusers")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "subusers", expecting_exception=True)
+    assert records(output) == []
     assert output.is_in_logs("Skipping stream subusers: SendGrid answered 401")
+    # It was the only stream selected: a sync that read nothing fails rather than pass for an empty account.
+    assert "None of the selected streams could be read" in output.errors[-1].trace.error.message

@@ -7,6 +7,7 @@ from unit_tests.builders import (
     BASE,
     api_request,
     config,
+    ended_with_nothing_readable,
     error_response,
     json_response,
     records,
@@ -108,15 +109,15 @@ def test_given_group_members_and_a_state_when_read_incrementally_then_only_newer
 def test_given_a_key_without_the_scope_when_read_then_the_stream_is_skipped_with_a_warning():
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response(["asm.groups.read"]))
-        output = run_read(config(), "bounces")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "bounces", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream bounces: the API key lacks the scope suppression.bounces.read")
 
 
-def test_given_scopes_cannot_be_listed_when_the_endpoint_answers_403_then_the_stream_is_skipped():
+def test_given_the_endpoint_answers_403_when_read_then_the_stream_is_skipped():
     with HttpMocker() as http:
-        http.get(scopes_request(), error_response(403, "access forbidden"))
+        http.get(scopes_request(), scopes_response())
         http.get(page("/v3/suppression/bounces", 0), error_response(403, "access forbidden"))
-        output = run_read(config(), "bounces")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "bounces", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream bounces")

@@ -5,6 +5,7 @@ from airbyte_cdk.test.mock_http import HttpMocker
 from unit_tests.builders import (
     api_request,
     config,
+    ended_with_nothing_readable,
     error_response,
     json_response,
     records,
@@ -64,8 +65,8 @@ def test_given_templates_when_versions_are_read_then_each_detail_is_read_and_a_d
 def test_given_a_key_without_the_versions_scope_when_read_then_template_versions_is_skipped_naming_it():
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response(["templates.read"]))
-        output = run_read(config(), "template_versions")
-    assert records(output) == [] and not output.errors
+        output = run_read(config(), "template_versions", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream template_versions: the API key lacks the scope templates.versions.read")
 
 

@@ -1,5 +1,5 @@
-"""One version and one image name everywhere: pyproject.toml, metadata.yaml, the Dockerfile's labels and the
-README's changelog; and the Dockerfile and metadata.yaml follow Airbyte's conventions."""
+"""One version and one image name everywhere: pyproject.toml, metadata.yaml, the Dockerfile's labels and
+docs/changelog.md; and the Dockerfile and metadata.yaml follow Airbyte's conventions."""
 
 import json
 import re
@@ -31,9 +31,9 @@ def test_versions_agree():
     version = package_version()
     assert METADATA["dockerImageTag"] == version
     assert label("io.airbyte.version") == version
-    changelog = (ROOT / "README.md").read_text().split("## Changelog", 1)[1]
+    changelog = (ROOT / "docs" / "changelog.md").read_text()
     first_row = re.search(r"^\| *(\d+\.\d+\.\d+) *\|", changelog, re.MULTILINE)
-    assert first_row and first_row.group(1) == version, "the README changelog's newest row is not the package version"
+    assert first_row and first_row.group(1) == version, "docs/changelog.md's newest row is not the package version"
 
 
 def test_image_name_agrees():

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -53,6 +53,8 @@ class Emulator:
         self.routes: List[Route] = [route for family in self.families.values() for route in family.routes.table]
         self.all_scopes = sorted({*BASE_SCOPES, *(s for f in self.families.values() for s in f.SCOPES)})
         self.keys: Dict[str, List[str]] = {FULL_ACCESS_KEY: list(self.all_scopes)}
+        # Keys answered with one error on every endpoint, /v3/scopes included: key -> (status, message).
+        self.refused_keys: Dict[str, Tuple[int, str]] = {}
         self.faults = FaultPlan()
         self.limiter = RateLimiter()
         self.requests_log: collections.deque = collections.deque(maxlen=200_000)
@@ -116,6 +118,11 @@ class Emulator:
     def add_key(self, key: str, scopes: Iterable[str]) -> None:
         self.keys[key] = sorted({*BASE_SCOPES, *scopes})
 
+    def refuse_key(self, key: str, status: int = 401, message: str = "authorization required") -> None:
+        """Answer every request with this key with `status` and `message`: SendGrid's 401 "authorization
+        required" for a key it cannot take from the Authorization header, or a 403 for a key it refuses."""
+        self.refused_keys[key] = (status, message)
+
     def set_faults(self, rates: Dict[str, float], seed: int = 0, slow_seconds: float = 2.0, path_regex: str = r"^/v3/",
                    max_in_a_row: Optional[int] = None) -> None:
         self.faults = FaultPlan(rates=dict(rates), seed=seed, slow_seconds=slow_seconds, path_regex=path_regex,
@@ -142,6 +149,8 @@ class Emulator:
         key = _bearer(request.headers)
         if key is None:
             return error(401, "authorization required")
+        if key in self.refused_keys:
+            return error(*self.refused_keys[key])
         if key not in self.keys:
             return error(401, _BAD_KEY)
         allowed, limit_headers = self.limiter.take(key)
@@ -199,6 +208,9 @@ class Emulator:
             return Response(200, {"ok": True})
         if action == "keys":
             self.add_key(body["key"], body.get("scopes", []))
+            return Response(200, {"ok": True})
+        if action == "refuse_key":
+            self.refuse_key(body["key"], body.get("status", 401), body.get("message", "authorization required"))
             return Response(200, {"ok": True})
         if action == "stats":
             return Response(200, self.stats())

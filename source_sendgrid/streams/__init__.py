@@ -14,6 +14,7 @@ from .contactdb import (
 )
 from .contacts_export import Contacts
 from .marketing import (
+    Campaigns,
     FieldDefinitions,
     Lists,
     MarketingSenders,
@@ -58,6 +59,7 @@ ALL_STREAMS = [
     Segments,
     SegmentMembers,
     Singlesends,
+    Campaigns,
     SinglesendStats,
     StatsAutomations,
     FieldDefinitions,

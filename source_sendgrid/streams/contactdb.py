@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+import requests
+
 from ..base import ClientFilteredStream, SendgridStream, SendgridSubStream
+from ..not_found import HarmlessNotFound, request_page
 from ..pagination import OffsetPager, PageNumberPager
 from ..windows import normalize_time
 
@@ -53,7 +56,7 @@ class LegacyStream(SendgridStream):
     us_only = True
 
 
-class LegacyContacts(LegacyStream, ClientFilteredStream):
+class LegacyContacts(HarmlessNotFound, LegacyStream, ClientFilteredStream):
     """Every recipient of the legacy contact database; incremental on `updated_at`, filtered client-side
     because the endpoint has no time filter. Deleted recipients disappear only in a full refresh."""
 
@@ -61,6 +64,11 @@ class LegacyContacts(LegacyStream, ClientFilteredStream):
     records_key = ("recipients",)
     pager = PageNumberPager(page_size=1000)
     cursor_field = "updated_at"
+
+    def is_harmless_not_found(self, request: requests.PreparedRequest) -> bool:
+        # A 404 past the first page is the end of the list. On the first page it cannot be told from an
+        # endpoint that is gone, so the stream fails rather than emit nothing with success.
+        return request_page(request) > 1
 
     def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         return recipient_record(record)

@@ -13,6 +13,12 @@ An unfiltered export has no list or segment column: a contact's `list_ids` and `
 where its source carries them (the contact search, or an export file with those columns), else null. Within
 one sync the ready export is shared by the contacts, list_members and segment_members streams (its files
 are downloaded again by each, not kept); the membership streams are in `memberships.py`.
+
+What an export answers is checked before it is believed: its links are fetched over https from public hosts
+only (every redirect checked too), a file's lines and items are bounded in size, a row that is not a contact
+(no contact id, or nothing that identifies it) is rejected, and an export whose files hold fewer contacts than
+it counts, or that is ready without a link, is made again and finally fails the stream rather than pass for
+an account with fewer contacts.
 """
 
 from __future__ import annotations
@@ -21,15 +27,19 @@ import csv
 import ctypes
 import gzip
 import io
+import ipaddress
 import json
+import re
+import socket
 import threading
 import time
 import weakref
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from multiprocessing import sharedctypes
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO, Callable, Dict, Generator, Iterable, Iterator, List, Mapping, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
@@ -41,7 +51,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import SendgridStream
 from ..errors import SendgridErrorHandler, response_body
-from ..windows import format_time, normalize_time, parse_time
+from ..windows import CappedCursor, format_time, normalize_time, parse_time, utc_now
 
 EXPORT_PATH = "/v3/marketing/contacts/exports"
 SEARCH_PATH = "/v3/marketing/contacts/search"
@@ -58,6 +68,13 @@ POLL_TOTAL_WAIT = 3 * 3600.0
 # A download cut short is started again (skipping the rows already read) at most this many times per file.
 MAX_DOWNLOAD_RETRIES = 5
 DOWNLOAD_TIMEOUT = (10, 300)
+# A file host may redirect (S3 does, https to https); each hop is checked like the link itself.
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# A line of an export file, or an item of a JSON array, longer than this once decompressed is refused: no
+# contact comes near it, and reading on would hold a decompression bomb in memory. (A CSV field is also
+# bounded by the csv module, at csv.field_size_limit(): 131072 characters.)
+MAX_LINE_SIZE = 16 * 1024 * 1024
 # Statuses of a pre-signed link that no longer works: expired (403), refused (400) or gone (404, 410).
 _DEAD_LINK = frozenset({400, 401, 403, 404, 410})
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -69,6 +86,8 @@ LIST_FIELDS = frozenset({"list_ids", "segment_ids", "alternate_emails"})
 TIME_FIELDS = frozenset({"created_at", "updated_at"})
 # How export files name the contact's id.
 ID_COLUMNS = frozenset({"contact_id", "id"})
+# What identifies a contact besides its id: SendGrid needs at least one of them to store a contact.
+IDENTIFIERS = ("email", "phone_number_id", "external_id", "anonymous_id")
 
 
 class DeadLink(Exception):
@@ -77,6 +96,14 @@ class DeadLink(Exception):
 
 class ExportFailed(Exception):
     """SendGrid ended the job in a failure state."""
+
+
+class MalformedExport(Exception):
+    """An export file that does not read as contacts: downloading it again would give the same bytes."""
+
+
+class RefusedLink(Exception):
+    """A download link (or a redirect) to somewhere export files are not fetched from."""
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -233,29 +260,85 @@ class JsonPlan:
 def parse_export(raw: BinaryIO, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
     """Contacts of one export file, decompressed and parsed as the bytes arrive.
 
-    gzip or plain is told by the magic bytes; CSV, JSON lines or a JSON array by the first character.
+    gzip or plain is told by the magic bytes; CSV, JSON lines or a JSON array by the first character. A file
+    that cannot be contacts raises MalformedExport (saying where); one that ends mid-row raises EOFError.
     """
     buffered = io.BufferedReader(_RawReader(raw), 1 << 20)
     stream: Any = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == _GZIP_MAGIC else buffered
     first = stream.peek(512).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if first == b"{":
-        plan = JsonPlan(fields)
-        for line in stream:
-            if line.strip():
-                yield plan.record(orjson.loads(line.lstrip(b"\xef\xbb\xbf") if line[:1] == b"\xef" else line))
+        yield from _json_lines(stream, JsonPlan(fields))
     elif first == b"[":
         plan = JsonPlan(fields)
-        for item in _json_array_items(io.TextIOWrapper(stream, encoding="utf-8-sig")):
-            yield plan.record(item)
+        items = _json_array_items(io.TextIOWrapper(stream, encoding="utf-8-sig"))
+        for number, item in enumerate(items, 1):
+            yield _json_record(plan, item, f"item {number}")
     elif first:
-        reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+        yield from _csv_rows(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), fields)
+
+
+def _bounded_lines(readline: Callable[[int], Any]) -> Iterator[Any]:
+    """Lines (bytes or text) as `readline` gives them, none longer than MAX_LINE_SIZE: a longer line is refused
+    as soon as that much of it was read."""
+    number = 0
+    while True:
+        line = readline(MAX_LINE_SIZE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_SIZE:
+            raise MalformedExport(f"line {number} is longer than {MAX_LINE_SIZE // (1024 * 1024)} MiB once decompressed")
+        yield line
+
+
+def _json_lines(stream: Any, plan: JsonPlan) -> Iterator[Dict[str, Any]]:
+    readline, number = stream.readline, 0
+    while True:  # _bounded_lines, inlined: this loop runs once per contact
+        line = readline(MAX_LINE_SIZE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_SIZE:
+            raise MalformedExport(f"line {number} is longer than {MAX_LINE_SIZE // (1024 * 1024)} MiB once decompressed")
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line.lstrip(b"\xef\xbb\xbf") if line[:1] == b"\xef" else line)
+        except orjson.JSONDecodeError as error:
+            if not line.endswith(b"\n"):  # the last line, cut short
+                raise EOFError(f"the file ended in the middle of line {number}") from None
+            raise MalformedExport(f"line {number} is not JSON ({error.msg})") from None
+        yield _json_record(plan, item, f"line {number}")
+
+
+def _json_record(plan: JsonPlan, item: Any, where: str) -> Dict[str, Any]:
+    if not isinstance(item, dict):
+        raise MalformedExport(f"{where} is a JSON {type(item).__name__}, not an object")
+    try:
+        return plan.record(item)
+    except (TypeError, ValueError, AttributeError) as error:  # e.g. "list_ids": 5
+        raise MalformedExport(f"{where} has a value of the wrong type ({error})") from None
+
+
+def _csv_rows(text: io.TextIOBase, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
+    reader = csv.reader(_bounded_lines(text.readline))
+    number = 0
+    try:
         header = next(reader, None)
-        if header:
-            row_plan = CsvPlan(header, fields)
-            record = row_plan.record
-            for row in reader:
-                if row:
-                    yield record(row)
+        if not header:
+            return
+        record = CsvPlan(header, fields).record
+        width = len(header)
+        for number, row in enumerate(reader, 1):
+            if len(row) != width:
+                if not row:
+                    continue
+                if next(reader, None) is None:  # the last row, cut short
+                    raise EOFError(f"the file ended in the middle of row {number}")
+                raise MalformedExport(f"row {number} has {len(row)} columns, the header has {width}")
+            yield record(row)
+    except csv.Error as error:
+        raise MalformedExport(f"row {number + 1} is not CSV ({error})") from None
 
 
 class _RawReader(io.RawIOBase):
@@ -277,10 +360,12 @@ class _RawReader(io.RawIOBase):
 
 
 def _json_array_items(text: io.TextIOBase, chunk_size: int = 1 << 20) -> Iterator[Any]:
-    """Items of a top-level JSON array read chunk by chunk: only one chunk and one item are held at once."""
+    """Items of a top-level JSON array read chunk by chunk: only one chunk and one item are held at once, and an
+    item is refused once more than MAX_LINE_SIZE of it was read."""
     decoder = json.JSONDecoder()
     buffer, position, at_end = "", 0, False
     started = False
+    number = 0
     while True:
         while position < len(buffer) and buffer[position] in " \t\r\n,[]\ufeff":
             if buffer[position] == "[":
@@ -289,11 +374,19 @@ def _json_array_items(text: io.TextIOBase, chunk_size: int = 1 << 20) -> Iterato
         if position < len(buffer):
             try:
                 item, end = decoder.raw_decode(buffer, position)
-            except json.JSONDecodeError:
+            except json.JSONDecodeError as error:
                 if at_end:
-                    raise
+                    if buffer.rstrip().endswith("]"):
+                        raise MalformedExport(f"item {number + 1} is not JSON ({error.msg})") from None
+                    raise EOFError(f"the file ended in the middle of item {number + 1}") from None
+                if len(buffer) - position > MAX_LINE_SIZE:
+                    raise MalformedExport(f"item {number + 1} is longer than {MAX_LINE_SIZE // (1024 * 1024)} MiB "
+                                          f"once decompressed, or is not JSON") from None
             else:
                 if started:
+                    number += 1
+                    if end - position > MAX_LINE_SIZE:
+                        raise MalformedExport(f"item {number} is longer than {MAX_LINE_SIZE // (1024 * 1024)} MiB")
                     yield item
                 position = end
                 continue
@@ -310,6 +403,7 @@ def _json_array_items(text: io.TextIOBase, chunk_size: int = 1 << 20) -> Iterato
 class ReadyExport:
     id: str
     urls: Tuple[str, ...]
+    contact_count: Optional[int] = None  # as the job states it; None when it does not
 
 
 class _SyncExport:
@@ -397,7 +491,6 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     # Contacts emit only what changed since the state; membership streams emit the whole membership.
     filters_by_cursor = True
     error_handler_class = _ProbeTolerantErrorHandler
-    _newest: Optional[str] = None  # the newest `updated_at` seen in this read
 
     # --- what a subclass says ---
 
@@ -416,9 +509,12 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
     ) -> Iterable[StreamData]:
         if not self.is_readable():
             return
-        cursor = parse_time((self.state or {}).get(self.cursor_field))
-        threshold = format_time(cursor - self._config.lookback) if cursor and sync_mode == SyncMode.incremental else None
-        newest = format_time(cursor) if cursor else None
+        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
+        now = utc_now()
+        if cursor is not None and cursor >= now:
+            return  # nothing newer than the state can exist yet; the state stays as it is
+        threshold = format_time(cursor - self._config.lookback) if cursor else None
+        newest = CappedCursor(format_time(cursor) if cursor else None, now)
         self._fields = self._field_types()
         if self._skipped:
             return
@@ -426,20 +522,22 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         if searched is not None:
             self.logger.info(f"Stream {self.name}: the contact search found every contact updated after {threshold} "
                              f"({len(searched)}); no export needed.")
-        self._newest = newest
-        yield from self.in_pages(self._records_after(threshold, self._contacts() if searched is None else searched))
+        yield from self.in_pages(self._records_after(threshold, self._contacts() if searched is None else searched, newest))
         if self._skipped:
             return
+        future_warning = newest.future_warning(self.name)
+        if future_warning:
+            self.logger.warning(future_warning)
         # Only now: every file of the export was read.
-        if self._newest is not None:
-            self.state = {self.cursor_field: self._newest}
+        if newest.value is not None:
+            self.state = {self.cursor_field: newest.value}
 
-    def _records_after(self, threshold: Optional[str], contacts: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
-        """This stream's records of the contacts updated after `threshold`; notes the newest update in _newest."""
+    def _records_after(self, threshold: Optional[str], contacts: Iterable[Mapping[str, Any]],
+                       newest: CappedCursor) -> Iterator[Mapping[str, Any]]:
+        """This stream's records of the contacts updated after `threshold`; each update is shown to `newest`."""
         for contact in contacts:
             updated = contact.get("updated_at")
-            if updated is not None and (self._newest is None or updated > self._newest):
-                self._newest = updated
+            newest.see(updated)
             if self.filters_by_cursor and threshold is not None and updated is not None and updated <= threshold:
                 continue
             yield from self.records_of_contact(contact)
@@ -455,19 +553,31 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
                 export = shared.export
             if export is None:
                 return
-            try:
-                for url in export.urls:
-                    yield from self._download(url, self._fields)
+            problem = yield from self._contacts_of(export)
+            if problem is None:
                 return
-            except DeadLink as dead:
-                with shared.lock:
-                    if shared.export == export:
-                        shared.export = None
-                if self._export_attempts >= MAX_EXPORT_ATTEMPTS:
-                    raise _failure(f"the download links of contacts export {export.id} stopped working ({dead}) "
-                                   f"after {self._export_attempts} exports") from None
-                self.logger.warning(f"Stream {self.name}: a download link of export {export.id} no longer works "
-                                    f"({dead}); creating a new export. Contacts already read may be emitted again.")
+            with shared.lock:
+                if shared.export == export:
+                    shared.export = None
+            if self._export_attempts >= MAX_EXPORT_ATTEMPTS:
+                raise _failure(f"contacts export {export.id} could not be read whole after {self._export_attempts} "
+                               f"exports: {problem}. Run the sync again later; if it keeps failing, tell SendGrid "
+                               f"support about export {export.id}")
+            self.logger.warning(f"Stream {self.name}: {problem} (export {export.id}); creating a new export. "
+                                f"Contacts already read may be emitted again.")
+
+    def _contacts_of(self, export: ReadyExport) -> Generator[Dict[str, Any], None, Optional[str]]:
+        """The contacts of every file of `export`; returns what makes the export unusable (a dead link, fewer
+        contacts than the job counted), or None once all of them were read."""
+        rows = 0
+        try:
+            for number, url in enumerate(export.urls, 1):
+                rows += yield from self._download(url, self._fields, export, number)
+        except DeadLink as dead:
+            return f"a download link no longer works ({dead})"
+        if export.contact_count is not None and rows < export.contact_count:
+            return f"its files hold {rows} of the {export.contact_count} contacts it counts"
+        return None
 
     def _changed_after(self, threshold: str) -> Optional[List[Dict[str, Any]]]:
         """Every contact updated after `threshold`, when SendGrid's contact search can give them all (it returns
@@ -532,7 +642,12 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
             job = response_body(self._api("GET", f"{EXPORT_PATH}/{job_id}")) or {}
             status = str(job.get("status") or "").lower()
             if status == "ready":
-                return ReadyExport(id=job_id, urls=tuple(job.get("urls") or ()))
+                urls, count = job.get("urls"), job.get("contact_count")
+                # The spec: `urls` holds "one or more download URLs" once ready. None is not an empty account.
+                if not isinstance(urls, list) or not urls or not all(isinstance(url, str) for url in urls):
+                    raise ExportFailed(f"contacts export {job_id} is ready but gave no download link")
+                return ReadyExport(id=job_id, urls=tuple(urls),
+                                   contact_count=count if isinstance(count, int) and not isinstance(count, bool) else None)
             if status in FAILED_STATUSES:
                 raise ExportFailed(f"contacts export {job_id} ended with status {status!r}: {job.get('message') or 'no message'}")
             if waited >= POLL_TOTAL_WAIT:
@@ -545,33 +660,126 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
                                                      request_kwargs=self.request_kwargs())
         return response
 
-    def _download(self, url: str, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
-        """The contacts of one file. The link is pre-signed: our API key must not go with it. A download cut
-        short is retried, skipping the contacts already emitted (the file does not change)."""
-        emitted = 0
+    def _download(self, url: str, fields: FieldTypes, export: ReadyExport, number: int) -> Generator[Dict[str, Any], None, int]:
+        """The contacts of file `number` of `export`; returns how many rows it held. The link is pre-signed: our
+        API key must not go with it. A download cut short is retried, skipping the rows already read (the file
+        does not change); a file that cannot be read as contacts fails the stream at once, saying why."""
+        rows = rejected = 0
+        which = f"file {number} of {len(export.urls)} of contacts export {export.id}"
         for retry in range(MAX_DOWNLOAD_RETRIES + 1):
             try:
-                with _download_session().get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
+                with self._open_download(url) as response:
                     if response.status_code in _DEAD_LINK:
                         raise DeadLink(f"HTTP {response.status_code}")
                     if response.status_code >= 400:
                         raise requests.HTTPError(f"HTTP {response.status_code}", response=response)
                     response.raw.decode_content = True
-                    skip = emitted
+                    skip = rows
                     for contact in parse_export(response.raw, fields):
                         if skip:
                             skip -= 1
                             continue
-                        emitted += 1
-                        yield contact
-                return
-            except (requests.RequestException, urllib3.exceptions.HTTPError, EOFError, OSError, csv.Error, ValueError,
-                    IndexError) as error:  # IndexError: a CSV row shorter than its header
+                        rows += 1
+                        if _is_contact(contact):
+                            yield contact
+                        else:
+                            rejected += 1
+                break
+            except RefusedLink as refused:
+                raise _failure(f"{which} has a download link the connector does not follow: {refused}. Export files "
+                               f"are fetched over https from public hosts only") from None
+            except (MalformedExport, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as error:
+                raise _failure(f"{which} cannot be read: {_described(error)}. Downloading it again would give the "
+                               f"same file; if a new sync fails the same way, tell SendGrid support about export "
+                               f"{export.id}") from None
+            except (requests.RequestException, urllib3.exceptions.HTTPError, EOFError, OSError, ValueError) as error:
                 if retry == MAX_DOWNLOAD_RETRIES:
-                    raise _failure(f"the contacts export file could not be downloaded ({type(error).__name__})") from None
-                self.logger.warning(f"Stream {self.name}: the export download broke off ({type(error).__name__}); "
-                                    f"retrying from contact {emitted}.")
+                    raise _failure(f"{which} could not be downloaded ({_described(error)})") from None
+                self.logger.warning(f"Stream {self.name}: the export download broke off ({_described(error)}); "
+                                    f"retrying from contact {rows}.")
                 time.sleep(min(30.0, 2.0 ** retry))
+        if rejected:
+            self.logger.warning(f"Stream {self.name}: rejected {rejected} of the {rows} rows of {which}: a row without "
+                                f"a contact id, or without an email ({', '.join(IDENTIFIERS[1:])} either), is not a "
+                                f"contact.")
+        return rows
+
+    def _open_download(self, url: str) -> requests.Response:
+        """The response to GET `url`, redirects followed here rather than by requests, so that each hop is held
+        to the same rule as the link itself (see refused_link)."""
+        local_api = _is_loopback_host(urlsplit(self._config.base_url).hostname or "")
+        session = _download_session()
+        for _ in range(MAX_REDIRECTS + 1):
+            reason = refused_link(url, local_api)
+            if reason:
+                raise RefusedLink(reason)
+            response = session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT, allow_redirects=False)
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECT_STATUSES or not location:
+                return response
+            response.close()
+            url = urljoin(url, location)
+        raise RefusedLink(f"the file host redirected more than {MAX_REDIRECTS} times")
+
+
+def _is_contact(record: Mapping[str, Any]) -> bool:
+    contact_id = record.get("id")
+    return (contact_id.__class__ is str and contact_id.strip() != ""
+            and (bool(record.get("email")) or any(record.get(key) for key in IDENTIFIERS[1:])))
+
+
+def _described(error: BaseException) -> str:
+    """What went wrong, without the link: a connection error's text names the pre-signed URL, which lets anyone
+    download the contacts until it expires."""
+    if isinstance(error, MalformedExport):
+        return str(error)
+    if isinstance(error, requests.RequestException) and not isinstance(error, requests.HTTPError):
+        return type(error).__name__
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return f"{type(error).__name__}: {error}"
+
+
+def refused_link(url: str, local_api: bool) -> Optional[str]:
+    """Why an export file is not fetched from `url`, or None. Files come over https; plain http and private,
+    loopback or link-local addresses are for an `api_base_url` on this machine (the emulator, a local proxy)
+    only, so a tampered job cannot make the connector read a service inside the network and emit its answer."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    where = f"{parts.scheme}://{host}" if parts.scheme else "a link without a scheme"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"{where} is not an http(s) URL"
+    address = _ip_literal(host)
+    loopback = _is_loopback_host(host)
+    if parts.scheme == "http" and not (local_api and loopback):
+        return f"{where} is plain http"
+    if not local_api and (loopback or (address is not None and not address.is_global)):
+        return f"{where} is a private, loopback or link-local address"
+    return None
+
+
+def _ip_literal(host: str) -> Optional[Any]:
+    """The address `host` spells, in any form a resolver accepts (127.1, 0x7f000001, ::ffff:127.0.0.1), or None."""
+    address: Any = None
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        if re.fullmatch(r"[0-9a-fx.]+", host.lower()):
+            try:
+                address = ipaddress.IPv4Address(socket.inet_aton(host))
+            except OSError:
+                return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_loopback_host(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    address = _ip_literal(host)
+    return address is not None and address.is_loopback
 
 
 def _download_session() -> requests.Session:

@@ -1,5 +1,9 @@
 """Marketing Campaigns, current API (ENDPOINTS.md §2): contacts and their export jobs, lists, segments 2.0,
-single sends, marketing stats, field definitions and marketing senders.
+single sends, campaigns, marketing stats, field definitions and marketing senders.
+
+`/v3/marketing/campaigns` is not in SendGrid's spec (ENDPOINTS.md §11.11). It answers as a live capture
+shows (Airbyte's source-sendgrid `integration_tests/expected_records.jsonl`, stream `campaigns`): style C
+paging under `result`, newest first, one short row per single send under the single send's id.
 
 An export file has the columns of the one captured from a live account: reserved fields, custom fields
 (upper-cased, as SendGrid writes the reserved ones) and CONTACT_ID, but no list or segment column; the
@@ -13,7 +17,6 @@ pre-signed URLs: it refuses a request carrying an `Authorization` header (400) a
 from __future__ import annotations
 
 import gzip
-import io
 import operator
 import re
 import socket
@@ -206,12 +209,16 @@ def _counted_segments(account: Account) -> List[Dict[str, Any]]:
     return out
 
 
+def _with_self_link(item: Dict[str, Any], base_url: str) -> Dict[str, Any]:
+    return {**item, "_metadata": {"self": f"{base_url}/v3/marketing/lists/{item['id']}"}}
+
+
 @routes.get(r"/v3/marketing/lists", scope="marketing.read", us_only=True, product=PRODUCT)
 def lists(request: Request, account: Account) -> Response:
     with account.lock:
         items = _counted_lists(account)
     page, metadata = page_token_page(request, items, default_size=100, max_size=1000)
-    page = [{**item, "_metadata": {"self": f"{request.base_url}/v3/marketing/lists/{item['id']}"}} for item in page]
+    page = [_with_self_link(item, request.base_url) for item in page]
     return Response(200, {"result": page, "_metadata": metadata})
 
 
@@ -243,6 +250,22 @@ def singlesends(request: Request, account: Account) -> Response:
 
 def _detail(item: Dict[str, Any]) -> Dict[str, Any]:
     return dict(item)
+
+
+def _campaigns(account: Account) -> List[Dict[str, Any]]:
+    """One row per single send, in the captured shape, newest first."""
+    rows = [{"id": item["id"], "name": item["name"], "status": item["status"], "created_at": item["created_at"],
+             "updated_at": item["updated_at"], "is_abtest": item["is_abtest"], "channels": ["email"]}
+            for item in account.data["mc_singlesends"]]
+    return sorted(rows, key=lambda row: (row["created_at"], row["id"]), reverse=True)
+
+
+@routes.get(r"/v3/marketing/campaigns", scope="marketing.read", us_only=True, product=PRODUCT)
+def campaigns(request: Request, account: Account) -> Response:
+    with account.lock:
+        items = _campaigns(account)
+    page, metadata = page_token_page(request, items, default_size=100, max_size=100)
+    return Response(200, {"result": page, "_metadata": metadata})
 
 
 def _abtest(rng, is_abtest: bool) -> Optional[Dict[str, Any]]:
@@ -311,6 +334,11 @@ _DEFAULT_EXPORT_SETTINGS = {
     "search_timeouts_next": 0,   # this many contact searches answer 408, as a query running over 20 s
     "search_matches_nothing": False,  # a search index that has not caught up: every query matches no one
     "membership_columns": False,  # export files also carry LIST_IDS and SEGMENT_IDS (no live capture has them)
+    # Broken jobs (each counts down like fail_next; none of them fails):
+    "ready_without_urls_next": 0,  # this many jobs are ready without a download link
+    "short_next": 0,               # this many jobs' files lack their last contact, which the job still counts
+    "malformed_row_next": 0,       # this many jobs' first file has a row of 3 columns after its first row
+    "rows_without_id_next": 0,     # this many jobs' first two contacts come without their contact id
 }
 
 
@@ -338,14 +366,24 @@ def start_export(request: Request, account: Account) -> Response:
         expired = settings["expire_next"] > 0 and not failing
         settings["fail_next"] -= failing
         settings["expire_next"] -= expired
+        broken = {}
+        for name in ("ready_without_urls_next", "short_next", "malformed_row_next", "rows_without_id_next"):
+            broken[name] = settings[name] > 0 and not failing
+            settings[name] -= broken[name]
+        exported = [{**c, "id": ""} if broken["rows_without_id_next"] and i < 2 else c for i, c in enumerate(contacts)]
         rows = max(1, settings["rows_per_file"])
-        chunks = [contacts[i : i + rows] for i in range(0, len(contacts), rows)] or [[]]
+        chunks = [exported[i : i + rows] for i in range(0, len(exported), rows)] or [[]]
+        if broken["short_next"]:
+            chunks[-1] = chunks[-1][:-1]
+        files = [_export_file(chunk, file_type, settings["json_style"], settings["gzip"], settings["membership_columns"])
+                 for chunk in chunks]
+        if broken["malformed_row_next"]:
+            files[0] = _with_a_row_of_three_columns(files[0], settings["gzip"])
         account.data["mc_exports"][job_id] = {
             "id": job_id, "created_at": now, "polls_left": settings["polls_before_ready"], "failing": failing,
             "failure_status": settings["failure_status"], "expires_at": now - 1 if expired else now + EXPORT_SECONDS,
-            "contact_count": len(contacts), "list_ids": list_ids, "segment_ids": segment_ids,
-            "files": [_export_file(chunk, file_type, settings["json_style"], settings["gzip"], settings["membership_columns"])
-                      for chunk in chunks],
+            "contact_count": len(contacts), "list_ids": list_ids, "segment_ids": segment_ids, "files": files,
+            "without_urls": broken["ready_without_urls_next"],
         }
     return Response(202, {"id": job_id, "_metadata": {"self": f"{request.base_url}{request.path}/{job_id}"}})
 
@@ -365,7 +403,7 @@ def export_status(request: Request, account: Account) -> Response:
             return Response(200, {**body, "status": job["failure_status"], "message": "export failed, please retry"})
         base = account.data.get("mc_download_base", "")
         urls = [f"{base}/exports/{job['id']}/{n}?X-Amz-Expires={job['expires_at']}&X-Amz-Signature=sig{n}"
-                for n in range(len(job["files"]))]
+                for n in range(len(job["files"]))] if not job["without_urls"] else []
         return Response(200, {**body, "status": "ready", "urls": urls, "contact_count": job["contact_count"],
                               "completed_at": _iso(job["created_at"])})
 
@@ -481,6 +519,13 @@ def _export_file(contacts: List[Dict[str, Any]], file_type: str, json_style: str
     return gzip.compress(payload, mtime=0) if compress else payload
 
 
+def _with_a_row_of_three_columns(payload: bytes, compressed: bool) -> bytes:
+    lines = (gzip.decompress(payload) if compressed else payload).split(b"\n")
+    lines.insert(2, b"x,y,z")
+    text = b"\n".join(lines)
+    return gzip.compress(text, mtime=0) if compressed else text
+
+
 # --- the download host -------------------------------------------------------------------------
 
 def start(emulator: Any) -> None:
@@ -492,6 +537,8 @@ def start(emulator: Any) -> None:
     host, port = server.server_address[:2]
     account.data["mc_download_server"] = server
     account.data["mc_download_base"] = f"http://{host}:{port}"
+    # Lists link to themselves under the API's own address (`_metadata.self`): the truth needs it too.
+    account.data["mc_api_base"] = emulator.url
 
 
 def stop(emulator: Any) -> None:
@@ -591,13 +638,14 @@ def truth(account: Account) -> Dict[str, List[Dict[str, Any]]]:
         exported = [{**record, "list_ids": None, "segment_ids": None} for record in exported]
     return {
         "contacts": [_present(record) for record in exported],
-        "lists": _counted_lists(account),
+        "lists": [_with_self_link(item, account.data.get("mc_api_base", "")) for item in _counted_lists(account)],
         "list_members": [{"list_id": list_id, "contact_id": c["id"], "email": c["email"], "contact_updated_at": _iso(c["updated_at"])}
                          for c in contacts for list_id in c["list_ids"]],
         "segments": _counted_segments(account),
         "segment_members": [{"segment_id": sid, "contact_id": c["id"], "email": c["email"], "contact_updated_at": _iso(c["updated_at"])}
                             for c in contacts for sid in c["segment_ids"]],
         "singlesends": [_present(_detail(item)) for item in account.data["mc_singlesends"]],
+        "campaigns": _campaigns(account),
         "singlesend_stats": [row for rows in account.data["mc_ss_stats"] for row in rows],
         "stats_automations": [row for rows in account.data["mc_automation_stats"] for row in rows],
         "field_definitions": [{**f, "reserved": False} for f in CUSTOM_FIELDS]
@@ -624,10 +672,10 @@ def mutate(account: Account, action: str, params: Dict[str, Any]) -> Dict[str, A
             contact["updated_at"] = now
         contacts.extend(added)
         return {"added": [c["id"] for c in added]}
-    if action == "update_contacts":
+    if action == "update_contacts":  # updated_at: epoch seconds to date them (default: now)
         for contact in contacts[:count]:
             contact["first_name"] = f"Updated{now}"
-            contact["updated_at"] = now
+            contact["updated_at"] = int(params.get("updated_at", now))
         return {"updated": [c["id"] for c in contacts[:count]]}
     if action == "remove_contacts":
         removed = [c["id"] for c in contacts[:count]]

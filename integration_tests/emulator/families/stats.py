@@ -1,5 +1,9 @@
 """Email statistics (ENDPOINTS.md §5): daily counters per dimension for the last `stats_days` days, and categories.
 
+The spec says the five advanced statistics (mailbox providers, browsers, devices, clients, geo) keep 7 days
+of activity; nothing shows SendGrid enforcing it, and the connector asks for every day either way, so every
+dimension here serves every seeded day alike.
+
 Days are counted back from the UTC date the emulator was seeded on, so a sync "today" always finds recent,
 still-changing counters (`mutate("stats", "late_counts")` adds late events to the newest days).
 """
@@ -30,11 +34,9 @@ MAILBOX_METRICS = ("blocks", "bounces", "clicks", "deferred", "delivered", "drop
 class Dimension:
     """One `/v3/<x>/stats` endpoint: its segment type, names, counters, and the stream the connector emits."""
 
-    def __init__(self, stream: str, kind: str, names: tuple, metrics: tuple, filter_param: Optional[str] = None,
-                 retention_days: Optional[int] = None):
+    def __init__(self, stream: str, kind: str, names: tuple, metrics: tuple, filter_param: Optional[str] = None):
         self.stream, self.kind, self.names, self.metrics = stream, kind, names, metrics
         self.filter_param = filter_param
-        self.retention_days = retention_days
 
 
 DIMENSIONS = {
@@ -43,9 +45,8 @@ DIMENSIONS = {
                                    filter_param="mailbox_providers"),
     "browsers": Dimension("browser_stats", "browser", ("Chrome", "Firefox", "Safari", "Edge", "Opera"),
                           ("clicks", "unique_clicks"), filter_param="browsers"),
-    # The spec: device statistics are kept for 7 days only.
     "devices": Dimension("device_stats", "device", ("Desktop", "Webmail", "Phone", "Tablet", "Other"),
-                         ("opens", "unique_opens"), retention_days=7),
+                         ("opens", "unique_opens")),
     "clients": Dimension("client_stats", "client", ("Gmail", "Apple Mail", "Outlook", "Yahoo Mail", "Thunderbird"),
                          ("opens", "unique_opens")),
     "geo": Dimension("geo_stats", "province", ("TX", "CA", "NY", "FL", "WA", "IL", "ON", "QC", "BC", "AB"),
@@ -81,10 +82,7 @@ def seed(account: Account) -> None:
         data["global"][day.isoformat()] = [{"metrics": _metrics(rng, GLOBAL_METRICS)}]
         data["categories"][day.isoformat()] = _entries(rng, CATEGORY, categories)
     for key, dimension in DIMENSIONS.items():
-        data[key] = {}
-        for day in days:
-            kept = dimension.retention_days is None or day >= today - dt.timedelta(days=dimension.retention_days)
-            data[key][day.isoformat()] = _entries(rng, dimension, dimension.names) if kept else []
+        data[key] = {day.isoformat(): _entries(rng, dimension, dimension.names) for day in days}
     account.data["stats"] = data
     account.data["stats:today"] = today
     account.data["stats:categories"] = categories
