@@ -51,6 +51,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import SendgridStream
 from ..errors import SendgridErrorHandler, response_body
+from ..shared_lock import Claim
 from ..windows import CappedCursor, format_time, normalize_time, parse_time, utc_now
 
 EXPORT_PATH = "/v3/marketing/contacts/exports"
@@ -407,18 +408,19 @@ class ReadyExport:
 
 
 class _SyncExport:
-    """The ready unfiltered export of one sync. Its lock makes streams read concurrently wait for the one
-    that is creating the export instead of starting their own. Shared with worker processes, the lock is
-    theirs too and the export is kept in shared memory, so one job serves the whole sync there as well."""
+    """The ready unfiltered export of one sync. Its `lock` is a claim on creating the export: streams read
+    concurrently wait for the one creating it instead of starting their own, and take the job over if that
+    one's process dies. Shared with worker processes, the claim is theirs too and the export is kept in shared
+    memory, so one job serves the whole sync there as well."""
 
     def __init__(self, owner: Any):
         self.owner = weakref.ref(owner)
-        self.lock: Any = threading.Lock()
+        self.lock = Claim("contacts export")
         self._export: Optional[ReadyExport] = None
         self._shared: Optional[Any] = None  # a ctypes char array: 8 bytes of length, then the export as JSON
 
     def share_with_processes(self, context: Any) -> None:
-        self.lock = context.Lock()
+        self.lock.share_with_processes()
         self._shared = sharedctypes.RawArray(ctypes.c_char, SHARED_EXPORT_BYTES)  # pages are touched only when used
 
     @property
@@ -429,18 +431,21 @@ class _SyncExport:
         if not size:
             return self._export
         found = orjson.loads(self._shared[8:8 + size])
-        return ReadyExport(id=found["id"], urls=tuple(found["urls"]))
+        return ReadyExport(id=found["id"], urls=tuple(found["urls"]), contact_count=found.get("contact_count"))
 
     @export.setter
     def export(self, export: Optional[ReadyExport]) -> None:
         self._export = export
         if self._shared is None:
             return
-        body = orjson.dumps({"id": export.id, "urls": export.urls}) if export is not None else b""
+        body = orjson.dumps({"id": export.id, "urls": export.urls, "contact_count": export.contact_count}) \
+            if export is not None else b""
         if len(body) + 8 > len(self._shared):
             body = b""  # too many files to share: this process keeps it, others make their own
-        self._shared[:8] = len(body).to_bytes(8, "little")
+        # The length last: a process killed while writing leaves no export, never half of one.
+        self._shared[:8] = bytes(8)
         self._shared[8:8 + len(body)] = body
+        self._shared[:8] = len(body).to_bytes(8, "little")
 
 
 # Keyed by the id of the sync's RequestStats (one per read, shared by all its streams); the weak reference
