@@ -82,8 +82,8 @@ def write_files() -> None:
         incremental = {c["stream"]["name"] for c in catalog["streams"] if c["sync_mode"] == "incremental"}
         states = [future(state) for state in latest_states(output) if state["stream"]["stream_descriptor"]["name"] in incremental]
         # The classic suite reads the catalog's incremental streams from the future state and wants no records.
-        # Streams that emit their whole content every sync (list and segment memberships: SendGrid keeps no
-        # join time) are configured as full refresh here instead.
+        # A stream that offers incremental yet emits its whole content from a future state is configured as
+        # full refresh here instead (none does today: list and segment memberships offer full refresh only).
         from_future = records_of(read_in_process(config, catalog, state=states))
         whole = {name for name in incremental if from_future.get(name)}
         for configured in catalog["streams"]:

@@ -12,7 +12,7 @@ from .contactdb import (
     LegacySegmentMembers,
     LegacySegments,
 )
-from .contacts_export import Contacts, ListMembers, SegmentMembers
+from .contacts_export import Contacts
 from .marketing import (
     Campaigns,
     FieldDefinitions,
@@ -23,6 +23,7 @@ from .marketing import (
     Singlesends,
     StatsAutomations,
 )
+from .memberships import ListMembers, SegmentMembers
 from .suppressions import (
     Blocks,
     Bounces,

@@ -9,9 +9,10 @@ and parsed while they stream in, so memory stays flat however many contacts the 
 An incremental contacts sync first asks the contact search for the contacts changed since its state: when the
 search returns them all (it returns at most 50) and its counts add up, they are the records, and no export runs.
 
-Each contact in an unfiltered export carries its `list_ids` and `segment_ids`, so one export gives the
-exact membership of every list and segment. Within one sync the ready export is shared by the contacts,
-list_members and segment_members streams (its files are downloaded again by each, not kept).
+An unfiltered export has no list or segment column: a contact's `list_ids` and `segment_ids` are filled only
+where its source carries them (the contact search, or an export file with those columns), else null. Within
+one sync the ready export is shared by the contacts, list_members and segment_members streams (its files
+are downloaded again by each, not kept); the membership streams are in `memberships.py`.
 
 What an export answers is checked before it is believed: its links are fetched over https from public hosts
 only (every redirect checked too), a file's lines and items are bounded in size, a row that is not a contact
@@ -53,7 +54,6 @@ from ..base import SendgridStream
 from ..errors import SendgridErrorHandler, response_body
 from ..shared_lock import Claim
 from ..windows import CappedCursor, format_time, normalize_time, parse_time, utc_now
-from .marketing import Lists, Segments
 
 EXPORT_PATH = "/v3/marketing/contacts/exports"
 SEARCH_PATH = "/v3/marketing/contacts/search"
@@ -806,54 +806,3 @@ class Contacts(ContactsExportStream):
     def records_of_contact(self, contact: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         return (contact,)
 
-
-class MembershipStream(ContactsExportStream):
-    """One record per (parent, contact) pair present in the export. Every sync emits the whole current
-    membership: SendGrid records no time for joining a list, so filtering by a cursor would miss joins.
-
-    Should an export file ever lack the membership column, each parent is exported on its own instead
-    (an export filtered by that list or segment: every contact in it is a member).
-    """
-
-    membership_field = ""
-    parent_key = ""
-    parent_stream: type = SendgridStream
-    cursor_field = "contact_updated_at"
-    filters_by_cursor = False
-
-    def read_records(self, sync_mode: SyncMode, *args: Any, **kwargs: Any) -> Iterable[StreamData]:
-        self._contacts_read = self._with_membership_field = 0
-        yield from super().read_records(sync_mode, *args, **kwargs)
-        if self._skipped or not self._contacts_read or self._with_membership_field:
-            return
-        self.logger.warning(f"Stream {self.name}: the contacts export has no {self.membership_field} column; "
-                            f"exporting each {self.parent_key[:-3]} on its own instead.")
-        parent = self.parent_stream(self._config, self._scope_gate, self._stats)
-        for parent_record in parent.read_records(SyncMode.full_refresh):
-            parent_id = parent_record.get("id")
-            for contact in self._contacts({self.membership_field: [parent_id]}):
-                yield self._member(parent_id, contact)
-
-    def records_of_contact(self, contact: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-        self._contacts_read += 1
-        if self.membership_field in contact:
-            self._with_membership_field += 1
-        return [self._member(parent_id, contact) for parent_id in contact.get(self.membership_field) or ()]
-
-    def _member(self, parent_id: Any, contact: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {self.parent_key: parent_id, "contact_id": contact.get("id"), "email": contact.get("email"),
-                "contact_updated_at": contact.get("updated_at")}
-
-
-class ListMembers(MembershipStream):
-    membership_field = "list_ids"
-    parent_key = "list_id"
-    parent_stream = Lists
-    primary_key = ["list_id", "contact_id"]
-
-
-class SegmentMembers(MembershipStream):
-    membership_field = "segment_ids"
-    parent_key = "segment_id"
-    parent_stream = Segments
-    primary_key = ["segment_id", "contact_id"]
