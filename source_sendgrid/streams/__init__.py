@@ -14,11 +14,13 @@ from .contactdb import (
 )
 from .contacts_export import Contacts, ListMembers, SegmentMembers
 from .marketing import (
+    AutomationLinkStats,
     Campaigns,
     FieldDefinitions,
     Lists,
     MarketingSenders,
     Segments,
+    SinglesendLinkStats,
     SinglesendStats,
     Singlesends,
     StatsAutomations,
@@ -42,6 +44,7 @@ from .stats import (
     GlobalStats,
     MailboxProviderStats,
 )
+from .subuser_stats import SubuserMonthlyStats, SubuserReputations, SubuserStats
 from .templates import Templates, TemplateVersions
 
 ALL_STREAMS = [
@@ -76,6 +79,11 @@ ALL_STREAMS = [
     VerifiedSenders,
     LegacySenders,
     Subusers,
+    SinglesendLinkStats,
+    AutomationLinkStats,
+    SubuserStats,
+    SubuserMonthlyStats,
+    SubuserReputations,
     GlobalStats,
     Categories,
     CategoryStats,
