@@ -368,6 +368,11 @@ def _group_by(request: Request, allowed: tuple) -> List[str]:
     return group_by
 
 
+def _not_found(what: str) -> Response:
+    # The spec's ErrorResponse types `field` as a string (its `nullable` is lost in 3.1): none is sent here.
+    return Response(404, {"errors": [{"message": f"{what} not found"}]})
+
+
 def _link_page(request: Request, rows: List[Dict[str, Any]]) -> Response:
     page, metadata = page_token_page(request, rows, default_size=25, max_size=50)
     return Response(200, {"results": page, "total_clicks": sum(row["clicks"] for row in rows), "_metadata": metadata})
@@ -382,7 +387,7 @@ def singlesend_link_stats(request: Request, account: Account) -> Response:
     with account.lock:
         links = account.data["mc_ss_links"].get(request.match[0])
         if links is None:
-            return error(404, "single send not found")
+            return _not_found("single send")
         rows = _singlesend_link_rows(links, group_by, request.arg("ab_variation_id"), phase)
     return _link_page(request, rows)
 
@@ -393,7 +398,7 @@ def automation_link_stats(request: Request, account: Account) -> Response:
     with account.lock:
         links = account.data["mc_automation_links"].get(request.match[0])
         if links is None:
-            return error(404, "automation not found")
+            return _not_found("automation")
         rows = _automation_link_rows(links, group_by, request.args("step_ids"))
     return _link_page(request, rows)
 
