@@ -201,6 +201,7 @@ def test_given_a_start_in_january_when_monthly_stats_are_read_then_each_month_is
 
 @pytest.mark.parametrize("cursor, months", [
     # The month of the state was read before it ended: it is read again, with the months after it.
+    ("2024-01-01T00:00:00Z", ["2024-01-01", "2024-02-01", "2024-03-01"]),
     ("2024-02-01T00:00:00Z", ["2024-02-01", "2024-03-01"]),
     # On the first of March, February's last days still collect late events: February is read again too.
     ("2024-03-01T00:00:00Z", ["2024-02-01", "2024-03-01"]),
@@ -243,3 +244,14 @@ def test_given_a_key_without_the_reputations_scope_when_reputations_are_read_the
         output = run_read(config(), "subuser_reputations", expecting_exception=True)
     assert records(output) == [] and ended_with_nothing_readable(output)
     assert output.is_in_logs("Skipping stream subuser_reputations: the API key lacks the scope subusers.reputations.read")
+
+
+def test_given_the_category_list_refused_when_category_stats_are_read_then_the_stream_is_skipped_like_the_subuser_streams():
+    # category_stats names its categories the way subuser_stats names subusers (stats.NamedInRequests): a list
+    # it cannot read skips it with a warning, instead of ending as if the account had no categories.
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes())
+        http.get(api_request("/v3/categories", {"limit": 100, "offset": 0}), error_response(403, "access forbidden"))
+        output = run_read(config(), "category_stats", expecting_exception=True)
+    assert records(output) == [] and ended_with_nothing_readable(output)
+    assert output.is_in_logs("Skipping stream category_stats: it needs the names listed by stream categories, which could not be read")
