@@ -34,6 +34,14 @@ def scopes(*extra):
     return scopes_response(ALL_SCOPES + SUBUSER_SCOPES + list(extra))
 
 
+def asked_once(http, *requests):
+    """HttpMocker used as a context manager does not check that each mocked request was made: this does
+    (a request equal to a mocked one stands for it)."""
+    for request in requests:
+        matched = [m.actual_number_of_matches for m in http._get_matchers() if m.request == request]
+        assert matched == [1], f"{request} was mocked {len(matched)} time(s) and asked for {sum(matched)} time(s), not once"
+
+
 def states_of(output):
     return [m.state.stream.stream_state.__dict__ for m in output.state_messages]
 
@@ -68,6 +76,9 @@ def test_given_an_ab_single_send_in_three_stats_rows_when_link_stats_are_read_th
                  links_page([link("https://example.com/", 2, 1, **all_view)]))
         http.get(api_request(f"/v3/marketing/stats/singlesends/{SS_B}/links", {"page_size": 50}), links_page([]))
         output = run_read(config(), "singlesend_link_stats")
+        asked_once(http, api_request(f"/v3/marketing/stats/singlesends/{SS_A}/links", {"page_size": 50}),
+                   api_request(f"/v3/marketing/stats/singlesends/{SS_A}/links", {"page_size": 50, "page_token": "tok2"}),
+                   api_request(f"/v3/marketing/stats/singlesends/{SS_B}/links", {"page_size": 50}))
     assert not output.errors
     # The same URL at the top and the bottom of the message: two rows, told apart by url_location.
     assert records(output) == [
@@ -87,6 +98,7 @@ def test_given_a_single_send_deleted_after_its_stats_were_listed_when_link_stats
         http.get(api_request(f"/v3/marketing/stats/singlesends/{SS_B}/links", {"page_size": 50}),
                  links_page([link("https://example.com/", 0, 3, **all_view)]))
         output = run_read(config(), "singlesend_link_stats")
+        asked_once(http, api_request(f"/v3/marketing/stats/singlesends/{SS_B}/links", {"page_size": 50}))
     assert not output.errors
     assert [r["singlesend_id"] for r in records(output)] == [SS_B]
 
@@ -100,6 +112,7 @@ def test_given_automation_stats_per_step_when_automation_link_stats_are_read_the
         http.get(api_request(f"/v3/marketing/stats/automations/{AUTOMATION}/links", {"page_size": 50}),
                  links_page([link("https://example.com/", 0, 5, step_id="all"), link("https://example.com/", 1, 2, step_id="all")]))
         output = run_read(config(), "automation_link_stats")
+        asked_once(http, api_request(f"/v3/marketing/stats/automations/{AUTOMATION}/links", {"page_size": 50}))
     assert not output.errors
     assert records(output) == [
         {"url": "https://example.com/", "url_location": 0, "clicks": 5, "step_id": "all", "automation_id": AUTOMATION},
@@ -145,6 +158,7 @@ def test_given_23_subusers_when_subuser_stats_are_read_then_groups_of_10_are_nam
         for group in groups:
             http.get(subuser_days("2024-01-01", group), json_response([subuser_day("2024-02-01", *group), {"date": "2024-02-02", "stats": []}]))
         output = run_read(config(), "subuser_stats", SyncMode.incremental)
+        asked_once(http, *(subuser_days("2024-01-01", group) for group in groups))
     assert not output.errors
     assert sorted(r["name"] for r in records(output)) == names
     assert records(output)[0] == {"date": "2024-02-01", "name": "sub00", "delivered": 1, "opens": 0}
@@ -158,6 +172,7 @@ def test_given_a_state_when_subuser_stats_are_read_incrementally_then_three_trai
         http.get(subusers_request(), subusers_list(["sub"]))
         http.get(subuser_days("2024-02-26", ["sub"]), json_response([subuser_day("2024-02-26", "sub", delivered=9)]))
         output = run_read(config(), "subuser_stats", SyncMode.incremental, state("subuser_stats", {"date": "2024-02-28T00:00:00Z"}))
+        asked_once(http, subuser_days("2024-02-26", ["sub"]))
     assert not output.errors
     assert records(output) == [{"date": "2024-02-26", "name": "sub", "delivered": 9, "opens": 0}]
 
@@ -192,6 +207,8 @@ def test_given_a_start_in_january_when_monthly_stats_are_read_then_each_month_is
         http.get(month_request("2024-03-01"), month_body("2024-03-01", "a"))
         http.get(month_request("2024-03-01", offset=1), month_body("2024-03-01"))
         output = run_read(config(), "subuser_monthly_stats", SyncMode.incremental)
+        asked_once(http, month_request("2024-01-01"), month_request("2024-01-01", offset=2), month_request("2024-01-01", offset=3),
+                   month_request("2024-02-01"), month_request("2024-03-01"), month_request("2024-03-01", offset=1))
     assert not output.errors
     assert [(r["date"], r["name"]) for r in records(output)] == [
         ("2024-01-01", "a"), ("2024-01-01", "b"), ("2024-01-01", "c"), ("2024-03-01", "a")]
@@ -212,6 +229,7 @@ def test_given_a_state_when_monthly_stats_are_read_incrementally_then_the_state_
         for month in months:
             http.get(month_request(month), month_body(month))
         output = run_read(config(), "subuser_monthly_stats", SyncMode.incremental, state("subuser_monthly_stats", {"date": cursor}))
+        asked_once(http, *(month_request(month) for month in months))
     assert not output.errors
     assert states_of(output)[-1] == {"date": "2024-03-01T00:00:00Z"}
 
@@ -234,6 +252,7 @@ def test_given_12_subusers_when_reputations_are_read_then_they_are_asked_for_10_
             http.get(api_request("/v3/subusers/reputations", {"usernames": group}),
                      json_response([{"username": name, "reputation": 99.5} for name in group]))
         output = run_read(config(), "subuser_reputations")
+        asked_once(http, *(api_request("/v3/subusers/reputations", {"usernames": group}) for group in (names[:10], names[10:])))
     assert not output.errors
     assert records(output) == [{"username": name, "reputation": 99.5} for name in names]
 
