@@ -404,7 +404,8 @@ class SendgridSubStream(SendgridStream, ABC):
 
     Each slice carries the parent's key(s) named in `parent_keys` (parent field -> slice and record field),
     the path template can use them, and every record gets them, so a member's key includes its parent.
-    A parent deleted between listing it and reading its members answers 404: read as no members.
+    A parent deleted between listing it and reading its members answers 404: read as no members. A parent
+    listed in several rows (a stats endpoint's one row per A/B variation) is read once.
     """
 
     parent: Type[SendgridStream]
@@ -420,9 +421,14 @@ class SendgridSubStream(SendgridStream, ABC):
         if reason:
             self._skip(reason)
             return
+        seen = set()
         for parent_slice in parent.stream_slices(sync_mode=SyncMode.full_refresh):
             for record in parent.read_records(SyncMode.full_refresh, stream_slice=parent_slice):
-                yield {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
+                child_slice = {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
+                key = tuple(repr(value) for value in child_slice.values())
+                if key not in seen:
+                    seen.add(key)
+                    yield child_slice
         if parent.skipped:
             self._skip(f"its parent stream {parent.name} could not be read")
 

@@ -14,11 +14,13 @@ from .contactdb import (
 )
 from .contacts_export import Contacts
 from .marketing import (
+    AutomationLinkStats,
     Campaigns,
     FieldDefinitions,
     Lists,
     MarketingSenders,
     Segments,
+    SinglesendLinkStats,
     SinglesendStats,
     Singlesends,
     StatsAutomations,
@@ -43,6 +45,7 @@ from .stats import (
     GlobalStats,
     MailboxProviderStats,
 )
+from .subuser_stats import SubuserMonthlyStats, SubuserReputations, SubuserStats
 from .templates import Templates, TemplateVersions
 
 ALL_STREAMS = [
@@ -77,6 +80,11 @@ ALL_STREAMS = [
     VerifiedSenders,
     LegacySenders,
     Subusers,
+    SinglesendLinkStats,
+    AutomationLinkStats,
+    SubuserStats,
+    SubuserMonthlyStats,
+    SubuserReputations,
     GlobalStats,
     Categories,
     CategoryStats,

@@ -1,5 +1,5 @@
 """Marketing Campaigns, current API (ENDPOINTS.md §2): contacts and their export jobs, lists, segments 2.0,
-single sends, campaigns, marketing stats, field definitions and marketing senders.
+single sends, campaigns, marketing stats and link click stats, field definitions and marketing senders.
 
 `/v3/marketing/campaigns` is not in SendGrid's spec (ENDPOINTS.md §11.11). It answers as a live capture
 shows (Airbyte's source-sendgrid `integration_tests/expected_records.jsonl`, stream `campaigns`): style C
@@ -156,6 +156,7 @@ def seed(account: Account) -> None:
         "mc_senders": [_sender(rng, i) for i in range(account.count("marketing_senders", 3))],
         "mc_exports": {}, "mc_export_settings": dict(_DEFAULT_EXPORT_SETTINGS), "mc_download_log": [],
     })
+    _seed_links(account)
 
 
 def _stats(rng) -> Dict[str, int]:
@@ -306,6 +307,111 @@ def automation_stats(request: Request, account: Account) -> Response:
     with account.lock:
         rows = [row for rows in account.data["mc_automation_stats"] for row in rows]
     return _stats_page(request, rows, "automation_ids")
+
+
+# --- link click stats ----------------------------------------------------------------------------
+
+LINK_PAGES = ("https://example.com/", "https://example.com/shop?utm_source=sendgrid", "https://example.com/blog/news",
+              "https://example.org/unsubscribe-preferences", "https://example.com/p/shoes?color=red&size=9")
+
+
+def _links(rng, combos: List[tuple], count: int) -> List[Dict[str, Any]]:
+    """Links of one message, topmost first, each with its clicks per combination (A/B variation and phase, or
+    step); `count` links (0: a few). One URL sits at two places now and then, as a header and a footer link do."""
+    pages = [f"https://example.com/item/{n}" for n in range(count)] if count else rng.sample(LINK_PAGES, rng.randrange(0, 4))
+    if pages and rng.random() < 0.5:
+        pages.insert(rng.randrange(len(pages) + 1), pages[0])
+    return [{"url": url, "url_location": location, "clicks": {combo: rng.randrange(0, 40) for combo in combos}}
+            for location, url in enumerate(pages)]
+
+
+def _seed_links(account: Account) -> None:
+    # A generator of their own, so the rest of the family's data stays what it was before links existed.
+    rng = account.rng(f"{FAMILY}:links")
+    count = account.count("links_per_message", 0)
+    singlesend_links = {}
+    for rows in account.data["mc_ss_stats"]:
+        variations = [(row["ab_variation"], row["ab_phase"]) for row in rows if row["ab_variation"] != "all"]
+        singlesend_links[rows[0]["id"]] = _links(rng, variations or [("all", "send")], count)
+    automation_links = {}
+    for rows in account.data["mc_automation_stats"]:
+        steps = [row["step_id"] for row in rows if row["step_id"] != "all"]
+        # Each step is its own message: its links are numbered from 0.
+        automation_links[rows[0]["id"]] = [{**link, "step_id": step} for step in steps for link in _links(rng, [step], count)]
+    account.data.update({"mc_ss_links": singlesend_links, "mc_automation_links": automation_links})
+
+
+def _singlesend_link_rows(links: List[Dict[str, Any]], group_by: List[str], variation: Optional[str],
+                          phase: Optional[str]) -> List[Dict[str, Any]]:
+    """Clicks per link, summed over what the request neither groups by nor filters on (then `"all"`); links
+    without clicks are not listed (the spec's `clicks` is at least 1)."""
+    rows: Dict[tuple, Dict[str, Any]] = {}
+    for link in links:
+        for (ab_variation, ab_phase), clicks in link["clicks"].items():
+            if (variation and ab_variation != variation) or (phase and ab_phase != phase):
+                continue
+            shown_variation = ab_variation if "ab_variation" in group_by or variation else "all"
+            shown_phase = ab_phase if "ab_phase" in group_by or phase else "all"
+            key = (link["url_location"], link["url"], shown_variation, shown_phase)
+            row = rows.setdefault(key, {"url": link["url"], "url_location": link["url_location"],
+                                        "ab_variation": shown_variation, "ab_phase": shown_phase, "clicks": 0})
+            row["clicks"] += clicks
+    return [row for _, row in sorted(rows.items()) if row["clicks"] > 0]
+
+
+def _automation_link_rows(links: List[Dict[str, Any]], group_by: List[str], step_ids: List[str]) -> List[Dict[str, Any]]:
+    rows: Dict[tuple, Dict[str, Any]] = {}
+    for link in links:
+        if step_ids and link["step_id"] not in step_ids:
+            continue
+        step = link["step_id"] if "step_id" in group_by else "all"
+        key = (link["url_location"], link["url"], step)
+        row = rows.setdefault(key, {"url": link["url"], "url_location": link["url_location"], "step_id": step, "clicks": 0})
+        row["clicks"] += sum(link["clicks"].values())
+    return [row for _, row in sorted(rows.items()) if row["clicks"] > 0]
+
+
+def _group_by(request: Request, allowed: tuple) -> List[str]:
+    group_by = request.args("group_by")
+    unknown = [item for item in group_by if item not in allowed]
+    if unknown:
+        raise BadRequest(f"group_by must be among {', '.join(allowed)}", "group_by")
+    return group_by
+
+
+def _not_found(what: str) -> Response:
+    # The spec's ErrorResponse types `field` as a string (its `nullable` is lost in 3.1): none is sent here.
+    return Response(404, {"errors": [{"message": f"{what} not found"}]})
+
+
+def _link_page(request: Request, rows: List[Dict[str, Any]]) -> Response:
+    page, metadata = page_token_page(request, rows, default_size=25, max_size=50)
+    return Response(200, {"results": page, "total_clicks": sum(row["clicks"] for row in rows), "_metadata": metadata})
+
+
+@routes.get(r"/v3/marketing/stats/singlesends/([0-9a-f-]{36})/links", scope="marketing.read", us_only=True, product=PRODUCT)
+def singlesend_link_stats(request: Request, account: Account) -> Response:
+    group_by = _group_by(request, ("ab_variation", "ab_phase"))
+    phase = request.arg("ab_phase_id")
+    if phase not in (None, "test", "send"):
+        raise BadRequest("ab_phase_id must be test or send", "ab_phase_id")
+    with account.lock:
+        links = account.data["mc_ss_links"].get(request.match[0])
+        if links is None:
+            return _not_found("single send")
+        rows = _singlesend_link_rows(links, group_by, request.arg("ab_variation_id"), phase)
+    return _link_page(request, rows)
+
+
+@routes.get(r"/v3/marketing/stats/automations/([0-9a-f-]{36})/links", scope="marketing.automation.read", us_only=True, product=PRODUCT)
+def automation_link_stats(request: Request, account: Account) -> Response:
+    group_by = _group_by(request, ("step_id",))
+    with account.lock:
+        links = account.data["mc_automation_links"].get(request.match[0])
+        if links is None:
+            return _not_found("automation")
+        rows = _automation_link_rows(links, group_by, request.args("step_ids"))
+    return _link_page(request, rows)
 
 
 @routes.get(r"/v3/marketing/field_definitions", scope="marketing.read", us_only=True, product=PRODUCT)
@@ -648,6 +754,12 @@ def truth(account: Account) -> Dict[str, List[Dict[str, Any]]]:
         "campaigns": _campaigns(account),
         "singlesend_stats": [row for rows in account.data["mc_ss_stats"] for row in rows],
         "stats_automations": [row for rows in account.data["mc_automation_stats"] for row in rows],
+        "singlesend_link_stats": [{"singlesend_id": singlesend_id, **row}
+                                  for singlesend_id, links in account.data["mc_ss_links"].items()
+                                  for row in _singlesend_link_rows(links, [], None, None)],
+        "automation_link_stats": [{"automation_id": automation_id, **row}
+                                  for automation_id, links in account.data["mc_automation_links"].items()
+                                  for row in _automation_link_rows(links, [], [])],
         "field_definitions": [{**f, "reserved": False} for f in CUSTOM_FIELDS]
         + [{**f, "reserved": True} for f in RESERVED_FIELDS],
         "marketing_senders": [{**s, "created_at": _iso(s["created_at"]), "updated_at": _iso(s["updated_at"])}
