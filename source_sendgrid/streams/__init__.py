@@ -13,6 +13,7 @@ from .contactdb import (
     LegacySegments,
 )
 from .contacts_export import Contacts, ListMembers, SegmentMembers
+from .engagement import BounceClassifications, EngagementQualityScores, SubuserEngagementQualityScores
 from .marketing import (
     Campaigns,
     FieldDefinitions,
@@ -85,4 +86,7 @@ ALL_STREAMS = [
     ClientStats,
     GeoStats,
     EmailActivity,
+    EngagementQualityScores,
+    SubuserEngagementQualityScores,
+    BounceClassifications,
 ]
