@@ -4,6 +4,7 @@
 from . import marketing, suppressions
 from . import account, contactdb, templates
 from . import activity, stats
+from . import engagement
 
 FAMILIES = {
     "suppressions": suppressions,
@@ -13,4 +14,5 @@ FAMILIES = {
     "account": account,
     "stats": stats,
     "activity": activity,
+    "engagement": engagement,
 }
