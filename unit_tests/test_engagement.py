@@ -115,7 +115,7 @@ def test_given_subusers_when_their_scores_are_read_then_each_day_is_asked_alone_
     with HttpMocker() as http:
         http.get(scopes_request(), scopes_response())
         http.get(api_request(SUBUSER_SCORES, {"date": "2024-02-27", "limit": 1000}),
-                 json_response({"result": [score("2024-02-27", "5000"), {"user_id": "5001"}],
+                 json_response({"result": [score("2024-02-27", "5000"), {"user_id": "5001", "metrics": {"date": "1999-01-01", "open_rate": 2}}],
                                 "_metadata": {"next_params": {"after_key": "5001"}}}))
         http.get(api_request(SUBUSER_SCORES, {"date": "2024-02-27", "limit": 1000, "after_key": "5001"}),
                  json_response({"result": [score("2024-02-27", "5002")], "_metadata": {}}))
@@ -127,6 +127,8 @@ def test_given_subusers_when_their_scores_are_read_then_each_day_is_asked_alone_
     emitted = records(output)
     assert [(r["date"], r["user_id"]) for r in emitted] == [("2024-02-27", "5000"), ("2024-02-27", "5001"), ("2024-02-27", "5002")]
     assert emitted[0]["spam_rate"] == 4 and "metrics" not in emitted[0]
+    # The spec requires only user_id: a score without its date is for the day asked, whatever its metrics hold.
+    assert emitted[1] == {"date": "2024-02-27", "user_id": "5001", "open_rate": 2}
     # 2024-02-28 had no subusers' scores and was answered: the state moves to it, and not past 2024-02-29.
     assert final_state(output) == {"date": "2024-02-28T00:00:00Z"}
 

@@ -24,6 +24,8 @@ from .stats import STATS_MIN_LOOKBACK_DAYS, StatsStream
 # SendGrid refuses a `from` or `date` "more than 90 days in the past" without saying how it counts them;
 # 89 whole days back is inside any reading of it.
 SEQ_DAYS_READ = 89
+# A score's own fields: a metric of the same name never takes their place when metrics become columns.
+SCORE_FIELDS = frozenset({"date", "user_id", "username", "score"})
 
 
 def _days(first: str, last: str) -> List[str]:
@@ -53,8 +55,8 @@ class EngagementScoresStream(WindowedStream):
 
     def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         metrics = record.get("metrics")
-        # The score's own fields win over a metric of the same name.
-        return {**(metrics if isinstance(metrics, Mapping) else {}), **{k: v for k, v in record.items() if k != "metrics"}}
+        metrics = {k: v for k, v in metrics.items() if k not in SCORE_FIELDS} if isinstance(metrics, Mapping) else {}
+        return {**metrics, **{k: v for k, v in record.items() if k != "metrics"}}
 
     def parse_response(
         self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]] = None, **kwargs: Any
