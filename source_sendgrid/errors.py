@@ -443,6 +443,18 @@ class KeyCheckErrorHandler(SendgridErrorHandler):
         return super()._resolve(response)
 
 
+class ScoresNotReadyErrorHandler(SendgridErrorHandler):
+    """For SendGrid Engagement Quality, which answers 202 when it has not computed the scores asked for yet:
+    a successful answer that holds no records, whatever its body (the spec gives it none), never a broken
+    page to retry. The stream reads the 202 and keeps those days for the next sync."""
+
+    def _resolve(self, response: Optional[Union[requests.Response, Exception]]) -> ErrorResolution:
+        if isinstance(response, requests.Response) and response.status_code == 202:
+            setattr(response, _BODY_ATTR, {})
+            return ErrorResolution(ResponseAction.SUCCESS)
+        return super()._resolve(response)
+
+
 def _retry(message: str) -> ErrorResolution:
     return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
 

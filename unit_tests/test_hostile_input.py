@@ -24,7 +24,8 @@ GENERIC_CRASH = "Something went wrong in the connector"
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 # One stream per shape of body and base class; others join when named here.
 REPRESENTATIVES = ["bounces", "suppression_groups", "suppression_group_members", "lists", "templates", "legacy_lists",
-                   "verified_senders", "global_stats"]
+                   "verified_senders", "global_stats",
+                   "engagement_quality_scores", "subuser_engagement_quality_scores", "bounce_classifications"]
 
 
 def _streams() -> Dict[str, Any]:

@@ -274,6 +274,11 @@ def _handler_for(emulator: Emulator) -> type:
 
         def _write(self, response: Response, truncate: bool) -> None:
             payload = response.payload()
+            if truncate and not payload:
+                # An answer without a body (a 202) cannot be cut short in its body: it is cut before it starts.
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(payload)))

@@ -13,6 +13,7 @@ from .contactdb import (
     LegacySegments,
 )
 from .contacts_export import Contacts
+from .engagement import BounceClassifications, EngagementQualityScores, SubuserEngagementQualityScores
 from .marketing import (
     AutomationLinkStats,
     Campaigns,
@@ -94,4 +95,7 @@ ALL_STREAMS = [
     ClientStats,
     GeoStats,
     EmailActivity,
+    EngagementQualityScores,
+    SubuserEngagementQualityScores,
+    BounceClassifications,
 ]

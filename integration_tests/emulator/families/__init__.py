@@ -4,7 +4,7 @@
 from . import marketing, suppressions
 from . import account, contactdb, templates
 from . import activity, stats
-from . import subuser_stats
+from . import engagement, subuser_stats
 
 FAMILIES = {
     "suppressions": suppressions,
@@ -15,4 +15,5 @@ FAMILIES = {
     "subuser_stats": subuser_stats,  # after account: it reads the account's subusers
     "stats": stats,
     "activity": activity,
+    "engagement": engagement,
 }
