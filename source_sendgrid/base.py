@@ -370,7 +370,7 @@ class SendgridStream(HttpStream, ABC):
             self.on_slice_read(stream_slice or {})
 
     def _page_records(self, request: requests.PreparedRequest, response: requests.Response,
-                      stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> List[Any]:
+                      stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> Iterable[Any]:
         """One page's records for _read_pages; one block of record lines when the source reads pages."""
         if self.streams_its_answer and response.status_code < 400:
             return self._streamed_records(request, response, stream_slice or {})
