@@ -65,3 +65,18 @@ def test_given_an_answer_broken_before_any_record_when_read_then_it_is_asked_aga
         output = run_read(config(), STREAM)
     assert not output.errors
     assert len(records(output)) == 3_000
+
+
+def test_given_members_whose_text_holds_brackets_and_commas_when_read_in_many_blocks_then_every_record_is_exact():
+    # Guard (also true of the answer read whole): a block may end only between two members, never at a `},`
+    # inside a string or a nested object; whitespace between members (a pretty-printed answer) is allowed.
+    tricky = ['}, {"email": "x"}', "},{", '\\"},', "{[}]", "plain"]
+    sent = [{**member, "group_name": tricky[i % len(tricky)], "extra": [{"a": i}, {"b": [{}]}] if i % 3 else None}
+            for i, member in enumerate(members(4_000))]
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(api_request(MEMBERS), HttpResponse(body=json.dumps(sent, indent=1)))
+        output = run_read(config(), STREAM)
+    assert not output.errors
+    got = {(r["group_id"], r["email"]): (r["group_name"], r.get("extra")) for r in records(output)}
+    assert got == {(m["group_id"], m["email"]): (m["group_name"], m["extra"]) for m in sent}
