@@ -108,11 +108,15 @@ def test_incremental_reads_emit_exactly_the_new_and_updated_records(small_emulat
     assert {r["id"] for r in emitted["legacy_contacts"]} == set(added) | set(updated)
     assert {r["id"] for r in emitted["templates"]} == set(touched) | set(new_templates)
     assert [r["id"] for r in emitted["legacy_senders"]] == [truth["legacy_senders"][0]["id"]]
+    # Only the changed templates' details are asked for, and all their versions emitted.
+    changed_versions = [v for v in truth["template_versions"] if v["template_id"] in set(touched) | set(new_templates)]
+    assert sorted(emitted["template_versions"], key=lambda r: key_of(r, STREAMS["template_versions"])) == \
+        sorted(changed_versions, key=lambda r: key_of(r, STREAMS["template_versions"]))
     by_id = {r["id"]: r for r in truth["legacy_contacts"]}
     assert all(r == by_id[r["id"]] for r in emitted["legacy_contacts"])
     # Full-refresh-only streams are read whole each time, the members with the new recipients included.
     assert_equals_truth(emitted, truth, {s: k for s, k in STREAMS.items()
-                                         if s not in ("legacy_contacts", "templates", "legacy_senders")})
+                                         if s not in ("legacy_contacts", "templates", "template_versions", "legacy_senders")})
 
 
 @pytest.mark.parametrize("kill_after_lines", [25, 150])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from abc import ABC
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Type
@@ -18,11 +19,13 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from . import cdk_seam
 from .config import SendgridConfig
-from .errors import RequestStats, SendgridBackoff, SendgridErrorHandler, is_missing_scope, response_body
+from .errors import (MAX_RETRIES, RequestStats, SendgridBackoff, SendgridErrorHandler, TooDeepJson, is_missing_scope,
+                     response_body)
 from .output import page_lines
 from .pagination import Pager, SinglePage
 from .schema_conform import record_fitter
 from .scopes import ScopeGate
+from .streamed import CHUNK_BYTES, ArrayBlocks, BrokenAnswer, NotAnArray
 from .windows import EPOCH, CappedCursor, format_time, parse_time, record_time, state_cursor, utc_now, windows
 
 logger = logging.getLogger("airbyte")
@@ -110,6 +113,10 @@ class SendgridStream(HttpStream, ABC):
     # The stream waits for the server before its first record (an export job): a concurrent read starts
     # it before the others, so the wait overlaps them.
     slow_start: bool = False
+    # The endpoint answers in one piece that can be long (every suppression group member at once): the answer,
+    # a JSON array of the records (no records_key, one page), is read and its records handed over as it
+    # arrives, a block at a time (see streamed.py).
+    streams_its_answer: bool = False
     error_handler_class: type = SendgridErrorHandler
     # Set by the source while it reads this stream for the command line: each page's records are handed
     # over as one block of record lines (output.page_lines) instead of one by one, which spares the CDK's
@@ -161,13 +168,15 @@ class SendgridStream(HttpStream, ABC):
         return headers
 
     def request_kwargs(self, **kwargs: Any) -> Mapping[str, Any]:
-        return {"timeout": request_timeout()}
+        return {"timeout": request_timeout(), "stream": True} if self.streams_its_answer else {"timeout": request_timeout()}
 
     def get_error_handler(self) -> SendgridErrorHandler:
         return self.error_handler_class(
             stream_name=self.name,
             not_found_is_empty=self.not_found_is_empty or self.pager.ends_on_not_found,
             stats=self._stats,
+            # A streamed answer's body is checked as it is read (_streamed_records), not read whole first.
+            expects_json=not self.streams_its_answer,
         )
 
     def get_backoff_strategy(self) -> SendgridBackoff:
@@ -181,9 +190,12 @@ class SendgridStream(HttpStream, ABC):
         if response.status_code >= 400:
             self._note_unreadable(response)
             return []
-        records = self._records_of(response)
-        self._records_in_window += len(records)
-        return self._conformed(records, stream_slice or {})
+        return self.records_from(self._records_of(response), stream_slice or {})
+
+    def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+        """The records to emit from a page's (or a streamed answer's block's) records as SendGrid sent them."""
+        self._records_in_window += len(api_records)
+        return self._conformed(api_records, stream_slice)
 
     def _conformed(self, records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
         """Each record transformed, made to fit the stream's schema and given the slice's fields; an entry that
@@ -237,8 +249,8 @@ class SendgridStream(HttpStream, ABC):
         return record
 
     def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
-        if response.status_code >= 400 and response.status_code != 404 or self._skipped:
-            return None
+        if response.status_code >= 400 and response.status_code != 404 or self._skipped or self.streams_its_answer:
+            return None  # a streamed answer is the whole of its endpoint's records
         records = self._records_of(response) if response.status_code < 400 else []
         token = self.pager.next_page(response, response_body(response) if response.status_code < 400 else None, records)
         if token is None:
@@ -359,12 +371,80 @@ class SendgridStream(HttpStream, ABC):
             self.on_slice_read(stream_slice or {})
 
     def _page_records(self, request: requests.PreparedRequest, response: requests.Response,
-                      stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> List[Any]:
+                      stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> Iterable[Any]:
         """One page's records for cdk_seam.read_pages; one block of record lines when the source reads pages."""
+        if self.streams_its_answer and response.status_code < 400:
+            return self._streamed_records(request, response, stream_slice or {})
         records = self.parse_response(response, stream_slice=stream_slice, stream_state=stream_state)
         if self.emit_pages_as_lines and records:
             return [page_lines(self.name, records)]
         return records
+
+    def _streamed_records(self, request: requests.PreparedRequest, response: requests.Response,
+                          stream_slice: Mapping[str, Any]) -> Iterable[StreamData]:
+        """The records of an answer read as it arrives, a block at a time, handed over like pages.
+
+        An answer that is empty, `null`, cut short or not JSON is asked for again, as a whole answer would be,
+        as long as none of its records was handed over. Once some were, asking again cannot be silent (the
+        answer may have changed meanwhile): the stream fails, saying so, and its state stays where it was."""
+        handed_over = 0
+        for attempt in range(1, MAX_RETRIES + 2):
+            blocks = ArrayBlocks(response.iter_content(CHUNK_BYTES))
+            try:
+                for api_records in blocks:
+                    records = self.records_from(api_records, stream_slice)
+                    if records:
+                        handed_over += len(records)
+                        yield from self._as_page(records)
+                if blocks.replaced:
+                    self.logger.warning(f"Stream {self.name}: SendGrid sent {blocks.replaced} character(s) that are not "
+                                        "valid Unicode (lone UTF-16 surrogate escapes or bytes that are not UTF-8); each "
+                                        "was replaced with U+FFFD and the records kept.")
+                return
+            except TooDeepJson:
+                raise AirbyteTracedException(
+                    message=f"SendGrid answered stream {self.name} with JSON nested deeper than this connector can "
+                            "read; asking again would bring the same answer, so the stream stops here.",
+                    failure_type=FailureType.system_error,
+                ) from None
+            except NotAnArray as answer:
+                raise AirbyteTracedException(
+                    message=f"SendGrid sent an unexpected body for stream {self.name}: expected a list of records, got "
+                            f"{_json_kind(answer.body)}. The stream stops here rather than read it as no records.",
+                    internal_message=f"{self.name}: streamed body is {type(answer.body).__name__}",
+                    failure_type=FailureType.system_error,
+                ) from None
+            except (BrokenAnswer, requests.RequestException) as broken:
+                what = str(broken) if isinstance(broken, BrokenAnswer) else f"the connection broke ({type(broken).__name__})"
+                if handed_over:
+                    raise AirbyteTracedException(
+                        message=f"SendGrid's answer for stream {self.name} broke off after {handed_over} records were "
+                                f"read ({what}). It comes in one piece and cannot be resumed, so the stream fails "
+                                "rather than end short; its state is unchanged and the next sync reads it again.",
+                        internal_message=f"{self.name}: streamed answer broken after {handed_over} records: {what}",
+                        failure_type=FailureType.transient_error,
+                    ) from None
+                if attempt > MAX_RETRIES:
+                    raise AirbyteTracedException(
+                        message=f"SendGrid sent an unreadable answer for stream {self.name} ({what}) {attempt} times "
+                                "in a row; the stream stops here rather than read it as no records.",
+                        failure_type=FailureType.transient_error,
+                    ) from None
+                self.logger.warning(f"Stream {self.name}: SendGrid's answer was {what}; asking again.")
+            finally:
+                response.close()
+            time.sleep(SendgridBackoff().backoff_time(None, attempt) or 0)
+            _, response = self._http_client.send_request("GET", request.url or "", headers=self.request_headers(),
+                                                         request_kwargs=self.request_kwargs())
+            if response.status_code >= 400:
+                self._note_unreadable(response)
+                return
+
+    def _as_page(self, records: List[Mapping[str, Any]]) -> Iterable[StreamData]:
+        if self.emit_pages_as_lines:
+            yield page_lines(self.name, records)
+        else:
+            yield from records
 
     def in_pages(self, records: Iterable[Mapping[str, Any]]) -> Iterable[StreamData]:
         """Records that do not come in pages (rows of an export file), handed over like pages: in blocks of
@@ -415,6 +495,12 @@ class SendgridSubStream(SendgridStream, ABC):
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
     ) -> Iterable[Optional[Mapping[str, Any]]]:
+        for record in self.parent_records():
+            yield self.parent_slice(record)
+
+    def parent_records(self) -> Iterable[Mapping[str, Any]]:
+        """Every record of the parent stream (read whole), each parent once, or none when this stream or its
+        parent cannot be read."""
         parent = self.parent(self._config, self._scope_gate, self._stats)
         parent_reason = parent.unavailable_reason()
         reason = self.unavailable_reason() or (parent_reason and f"its parent stream {parent.name} cannot be read: {parent_reason}")
@@ -424,16 +510,55 @@ class SendgridSubStream(SendgridStream, ABC):
         seen = set()
         for parent_slice in parent.stream_slices(sync_mode=SyncMode.full_refresh):
             for record in parent.read_records(SyncMode.full_refresh, stream_slice=parent_slice):
-                child_slice = {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
-                key = tuple(repr(value) for value in child_slice.values())
+                # A parent listed in several rows (an A/B single send's stats) is read once.
+                key = tuple(repr(value) for value in self.parent_slice(record).values())
                 if key not in seen:
                     seen.add(key)
-                    yield child_slice
+                    yield record
         if parent.skipped:
             self._skip(f"its parent stream {parent.name} could not be read")
 
+    def parent_slice(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
+
     def slice_fields(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         return {key: stream_slice.get(key) for key in self.parent_keys.values()}
+
+
+class ChangedParentsSubStream(SendgridSubStream, CheckpointMixin, ABC):
+    """A substream whose parent's list says when each parent last changed (`parent_changed_at`): an incremental
+    sync reads the children of only the parents changed after the state minus the lookback, so a sync costs
+    what changed. The state is the newest change seen (capped at the sync's start), saved once the last
+    changed parent's children were read; a sync killed before that reads the same parents again."""
+
+    def parent_changed_at(self, record: Mapping[str, Any]) -> Optional[str]:
+        """When the parent or any child it lists last changed, as record-format text; None if it does not say
+        (then its children are read)."""
+        return record_time(record.get(self.cursor_field))
+
+    def stream_slices(
+        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
+    ) -> Iterable[Optional[Mapping[str, Any]]]:
+        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
+        threshold = format_time(cursor - self._config.lookback) if cursor else None
+        newest = CappedCursor(format_time(cursor) if cursor else None, utc_now())
+        held: Optional[Mapping[str, Any]] = None  # each changed parent's slice waits for the next: the last one saves the state
+        for record in self.parent_records():
+            changed = self.parent_changed_at(record)
+            newest.see(changed)
+            if threshold is None or changed is None or changed > threshold:
+                if held is not None:
+                    yield held
+                held = self.parent_slice(record)
+        warning = newest.future_warning(self.name)
+        if warning:
+            self.logger.warning(warning)
+        if held is not None:
+            yield {**held, "state_after": newest.value}
+
+    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
+        if stream_slice.get("state_after"):
+            self.state = {self.cursor_field: stream_slice["state_after"]}
 
 
 class WindowedStream(SendgridStream, CheckpointMixin, ABC):
@@ -521,9 +646,9 @@ class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
         self._newest = CappedCursor(format_time(cursor) if cursor else None, utc_now())
         yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
 
-    def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping[str, Any]]:
+    def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
         emitted = []
-        for record in super().parse_response(response, **kwargs):
+        for record in super().records_from(api_records, stream_slice):
             moment = record_time(record.get(self.cursor_field))  # None: not a time, emitted but not a cursor
             self._newest.see(moment)
             if self._threshold is None or moment is None or moment > self._threshold:

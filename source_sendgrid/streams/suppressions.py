@@ -63,9 +63,11 @@ class SuppressionGroups(SendgridStream):
 class SuppressionGroupMembers(ClientFilteredStream):
     """Every (group, address) pair, from `/v3/asm/suppressions`: one call returns all groups' members with
     the time each joined, so incremental syncs see every new member whatever the groups' counts do.
-    A member who left is dropped only by a full refresh."""
+    A member who left is dropped only by a full refresh. The answer is not paged, so it is read as it arrives
+    (memory stays flat however many members there are)."""
 
     path_template = "/v3/asm/suppressions"
+    streams_its_answer = True
     primary_key = ["group_id", "email"]
     cursor_field = "created_at"
     required_scopes = ("asm.groups.suppressions.read",)

@@ -7,11 +7,11 @@ UTC without a zone; records carry them as RFC 3339.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
-from ..base import ClientFilteredStream, SendgridSubStream
+from ..base import ChangedParentsSubStream, ClientFilteredStream
 from ..pagination import PageTokenPager
-from ..windows import normalize_time
+from ..windows import normalize_time, record_time
 
 
 def _with_rfc3339_updated_at(record: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -36,16 +36,27 @@ class Templates(ClientFilteredStream):
         return shaped
 
 
-class TemplateVersions(SendgridSubStream):
-    """Every version of every template with its content, from the template detail (one call per template)."""
+class TemplateVersions(ChangedParentsSubStream):
+    """Every version of every template with its content, from the template detail (one call per template).
+
+    Incremental: the template list gives each template's `updated_at` and its versions' own, so an incremental
+    sync asks for the detail of only the templates changed since the state and emits all their versions. A
+    deleted version or template disappears only in a full refresh."""
 
     parent = Templates
+    cursor_field = "updated_at"
     parent_keys = {"id": "template_id"}
     path_template = "/v3/templates/{template_id}"
     records_key = ("versions",)
     primary_key = ["template_id", "id"]
     # The detail is gated by templates.read; SendGrid's read-only template permission adds versions.read.
     required_scopes = ("templates.read", "templates.versions.read")
+
+    def parent_changed_at(self, record: Mapping[str, Any]) -> Optional[str]:
+        versions = record.get("versions")
+        listed = [record] + [v for v in versions if isinstance(v, Mapping)] if isinstance(versions, list) else [record]
+        moments = [moment for moment in (record_time(item.get("updated_at")) for item in listed) if moment is not None]
+        return max(moments) if moments else None
 
     def transform(self, record: Any, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         return _with_rfc3339_updated_at(record)
