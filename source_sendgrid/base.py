@@ -77,6 +77,8 @@ def _json_kind(body: Any) -> str:
     return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(body), "something else")
 
 
+# The slice key that marks a windowed read's last window.
+CLOSES_READ = "closes_read"
 # A window after an empty one doubles, up to this many times `window_days`.
 MAX_WINDOW_GROWTH = 32
 # A run of empty pages this long means the server is not moving forward.
@@ -431,7 +433,12 @@ class SendgridSubStream(SendgridStream, ABC):
 
 class WindowedStream(SendgridStream, CheckpointMixin, ABC):
     """Incremental by time window: reads [cursor - lookback, now] in windows of `window_days` and moves
-    the state to a window's end only after all its pages were read, so a killed sync resumes losslessly."""
+    the state to a window's end only after all its pages were read, so a killed sync resumes losslessly.
+
+    A read without a state checkpoints nothing until a window held records (or its last window is read):
+    a checkpoint always lies after a record, so resuming from any checkpoint reads less than the whole
+    stream. A sync killed among the empty years before an account's first record starts them again; with
+    growing windows that is a few requests."""
 
     cursor_field: str = "created"
     # Query parameter names of the window's inclusive bounds, and how the API wants them written.
@@ -445,6 +452,8 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
     retention: Optional[timedelta] = None
     # Windows after an empty window grow (fewer requests over empty years); state semantics are unchanged.
     grow_empty_windows: bool = False
+    # Whether this read has emitted a record yet (set by read_records; see on_slice_read).
+    _emitted_records = False
 
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
@@ -461,11 +470,17 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
             start = max(start, cursor + self.window_resolution - max(self._config.lookback, self.min_lookback))
         start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
         # End a second ago: a record stamped with the current second may still be on its way in.
+        end = now - timedelta(seconds=1)
+        self._emitted_records = False
         if self.grow_empty_windows:
-            yield from self._growing_windows(start, now - timedelta(seconds=1))
+            yield from self._growing_windows(start, end)
             return
-        for window in windows(start, now - timedelta(seconds=1), self._config.window, self.window_resolution):
-            yield {"window_start": self.format_window_bound(window.start), "window_end": self.format_window_bound(window.end)}
+        for window in windows(start, end, self._config.window, self.window_resolution):
+            yield self._window_slice(window.start, window.end, end)
+
+    def _window_slice(self, start: datetime, window_end: datetime, read_end: datetime) -> Mapping[str, Any]:
+        window = {"window_start": self.format_window_bound(start), "window_end": self.format_window_bound(window_end)}
+        return {**window, CLOSES_READ: True} if window_end >= read_end else window
 
     def _growing_windows(self, start: datetime, end: datetime) -> Iterable[Mapping[str, Any]]:
         """Consecutive windows covering [start, end] like `windows`, but a window after an empty one is
@@ -476,7 +491,7 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         while current <= end:
             window_end = min(current + step - self.window_resolution, end)
             self._records_in_window = 0
-            yield {"window_start": self.format_window_bound(current), "window_end": self.format_window_bound(window_end)}
+            yield self._window_slice(current, window_end, end)
             current = window_end + self.window_resolution
             step = min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
 
@@ -488,7 +503,29 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         low, high = self.window_params
         return {low: stream_slice["window_start"], high: stream_slice["window_end"]}
 
+    @property
+    def state(self) -> Optional[MutableMapping[str, Any]]:
+        # None rather than {} while there is no checkpoint: the CDK then emits no state message after a slice.
+        return self._state or None
+
+    @state.setter
+    def state(self, value: Optional[MutableMapping[str, Any]]) -> None:
+        self._state = dict(value or {})
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[StreamData]:
+        for record in super().read_records(sync_mode, cursor_field, stream_slice, stream_state):
+            self._emitted_records = True
+            yield record
+
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
+        if not (self.state or self._emitted_records or stream_slice.get(CLOSES_READ)):
+            return  # no record read yet: a resumed read would read everything this checkpoint lets it skip
         window_end = parse_time(stream_slice["window_end"])
         current = parse_time((self.state or {}).get(self.cursor_field))
         if current is None or window_end > current:
