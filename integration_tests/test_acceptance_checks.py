@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import jsonschema
 import pytest
-from airbyte_cdk.models import AirbyteMessage, AirbyteMessageSerializer, SyncMode, Type
+from airbyte_cdk.models import AirbyteMessageSerializer, SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, discover
 
+from integration_tests import cat_rules
 from integration_tests.acceptance import CONFIG, EMULATOR_SEED, EMULATOR_SIZE, FUTURE_STATE, load_json
 from integration_tests.emulator import Emulator
 from integration_tests.harness import catalog_for, read_in_process, records_of, run_cli
 from source_sendgrid import SourceSendgrid
-
-# CAT reads from 4 or 5 checkpoints of a stream; 3 cover the start, the middle and the end of a read.
-MAX_CHECKPOINTS_PER_STREAM = 3
 
 
 @lru_cache(maxsize=1)
@@ -96,67 +94,10 @@ def future_read(account):
     return read(account, incremental_catalog(account), state=load_json(FUTURE_STATE))
 
 
-# --- checkpoints ---------------------------------------------------------------------------------------
+# --- sequential reads from checkpoints -----------------------------------------------------------------
 
-@dataclass
-class Checkpoint:
-    state: Dict[str, Any]
-    records_after: int  # records the read emitted after this checkpoint
-
-
-def stream_state(message: AirbyteMessage) -> Dict[str, Any]:
-    return dict(message.state.stream.stream_state.__dict__)
-
-
-def records_and_checkpoints(output: EntrypointOutput, stream: str) -> Tuple[List[Dict[str, Any]], List[Checkpoint]]:
-    """The stream's records and its distinct checkpoints, in order (a state repeated is one checkpoint)."""
-    records: List[Dict[str, Any]] = []
-    seen: List[Tuple[Dict[str, Any], int]] = []
-    for message in output.records_and_state_messages:
-        if message.type == Type.RECORD and message.record.stream == stream:
-            records.append(message.record.data)
-        elif message.type == Type.STATE and message.state.stream.stream_descriptor.name == stream:
-            state = stream_state(message)
-            if not seen or seen[-1][0] != state:
-                seen.append((state, len(records)))
-    return records, [Checkpoint(state, len(records) - before) for state, before in seen]
-
-
-def sampled(checkpoints: List[Checkpoint]) -> List[Checkpoint]:
-    """CAT's sample: neither the first checkpoint (a source may checkpoint its empty start) nor the last (the
-    read's end, from which nothing need come), spread over the read; the last alone when there is no other."""
-    middle = checkpoints[1:-1]
-    if not middle:
-        return checkpoints[-1:]
-    count = min(MAX_CHECKPOINTS_PER_STREAM, len(middle))
-    if count == 1:
-        return middle[:1]
-    return [middle[round(i * (len(middle) - 1) / (count - 1))] for i in range(count)]
-
-
-def as_json(records: List[Dict[str, Any]]) -> List[str]:
-    return sorted(json.dumps(record, sort_keys=True) for record in records)
-
-
-def moment(value: Any) -> Optional[datetime]:
-    """A cursor value (RFC 3339 date-time, plain date or epoch seconds) as a UTC moment."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    text = str(value)
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def value_at(record: Mapping[str, Any], path: Sequence[str]) -> Any:
-    value: Any = record
-    for part in path:
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
+def messages_of(output: EntrypointOutput) -> List[Dict[str, Any]]:
+    return [AirbyteMessageSerializer.dump(message) for message in output.records_and_state_messages]
 
 
 def declared_rereads(config: Mapping[str, Any]) -> Dict[str, timedelta]:
@@ -166,13 +107,11 @@ def declared_rereads(config: Mapping[str, Any]) -> Dict[str, timedelta]:
     return {stream.name: lookback + getattr(stream, "min_lookback", timedelta(0)) for stream in SourceSendgrid().streams(config)}
 
 
-# --- sequential reads from checkpoints -----------------------------------------------------------------
-
 @pytest.mark.parametrize("stream", incremental_streams())
 def test_every_checkpoint_of_a_read_without_state_comes_after_a_record(first_read, stream):
     """A checkpoint before the stream's first record would make a read resumed from it read everything again:
     CAT sampled such a state and failed the sequential-slices check."""
-    records, checkpoints = records_and_checkpoints(first_read, stream)
+    records, checkpoints = cat_rules.records_and_checkpoints(messages_of(first_read), stream)
     if not records:
         pytest.skip(f"the emulator's account has no {stream} record")
     assert checkpoints, f"{stream}: a read that emitted records emitted no state"
@@ -185,21 +124,17 @@ def test_reads_resumed_from_sampled_checkpoints_emit_what_followed_them_and_noth
     """CAT's `test_read_sequential_slices`, per stream: from each sampled checkpoint, a read differs from the
     first one, emits at least as many records as followed that checkpoint in it, and no record older than the
     checkpoint (less the stream's declared re-read: the config's lookback, 3 days of statistics)."""
-    records, checkpoints = records_and_checkpoints(first_read, stream)
+    records, checkpoints = cat_rules.records_and_checkpoints(messages_of(first_read), stream)
     if not records:
         pytest.skip(f"the emulator's account has no {stream} record")
     cursor_path = stream_named(stream).default_cursor_field
     reread = declared_rereads(account.config)[stream]
     catalog = incremental_catalog(account, [stream])
-    for checkpoint in sampled(checkpoints):
-        state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": stream}, "stream_state": checkpoint.state}}]
-        resumed = records_of(read(account, catalog, state=state)).get(stream, [])
-        assert as_json(resumed) != as_json(records), f"{stream}: a read from {checkpoint.state} emitted the same records as a read without state"
-        assert len(resumed) >= checkpoint.records_after, (
-            f"{stream}: a read from {checkpoint.state} emitted {len(resumed)} records, {checkpoint.records_after} followed it in the first read")
-        floor = moment(checkpoint.state[cursor_path[-1]]) - reread
-        older = [value_at(r, cursor_path) for r in resumed if moment(value_at(r, cursor_path)) < floor]
-        assert not older, f"{stream}: a read from {checkpoint.state} emitted records older than it: {older[:3]}"
+    problems = []
+    for checkpoint in cat_rules.sampled(checkpoints):
+        resumed = records_of(read(account, catalog, state=cat_rules.state_input(stream, checkpoint.state))).get(stream, [])
+        problems += cat_rules.resumed_read_problems(stream, records, checkpoint, resumed, cursor_path, reread)
+    assert not problems
 
 
 # --- the future state ----------------------------------------------------------------------------------
@@ -216,19 +151,10 @@ def test_a_read_from_the_future_state_emits_no_record_and_keeps_the_state(future
     (CAT compares the cursor values' types and character classes)."""
     given = {state["stream"]["stream_descriptor"]["name"]: state["stream"]["stream_state"] for state in load_json(FUTURE_STATE)}
     assert stream in given, f"{FUTURE_STATE.name} has no state for {stream}"
-    assert not records_of(future_read).get(stream), f"{stream} emitted records from a state in the future"
-    states = [stream_state(m) for m in future_read.state_messages if m.state.stream.stream_descriptor.name == stream]
-    assert states, f"{stream}: no state message"
-    cursor = stream_named(stream).default_cursor_field[-1]
-    emitted, future = states[-1].get(cursor), given[stream].get(cursor)
-    assert type(emitted) is type(future) and character_classes(emitted) == character_classes(future), (
-        f"{stream}: the state {states[-1]} does not have the format of the future state {given[stream]}")
-    assert moment(emitted) >= moment(future), f"{stream}: the state went back from {future} to {emitted}"
-
-
-def character_classes(value: Any) -> str:
-    text = str(value)
-    return "".join("9" if c.isdigit() else "a" if c.isalpha() else c for c in text)
+    states = [dict(m.state.stream.stream_state.__dict__) for m in future_read.state_messages
+              if m.state.stream.stream_descriptor.name == stream]
+    emitted = len(records_of(future_read).get(stream, []))
+    assert not cat_rules.future_state_problems(stream, given[stream], emitted, states, stream_named(stream).default_cursor_field[-1])
 
 
 # --- full refresh, secrets, schemas --------------------------------------------------------------------
@@ -236,7 +162,7 @@ def character_classes(value: Any) -> str:
 @pytest.mark.parametrize("stream", all_streams())
 def test_two_full_refresh_reads_emit_the_same_records(full_refresh_reads, stream):
     first, second = (records_of(output).get(stream, []) for output in full_refresh_reads)
-    assert as_json(first) == as_json(second), f"{stream}: {len(first)} then {len(second)} records, or different ones"
+    assert cat_rules.as_json(first) == cat_rules.as_json(second), f"{stream}: {len(first)} then {len(second)} records, or different ones"
 
 
 def test_no_secret_of_the_config_appears_in_any_output(account, first_read, full_refresh_reads, future_read):
