@@ -525,7 +525,7 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
         if not (self.state or self._emitted_records or stream_slice.get(CLOSES_READ)):
-            return  # no record read yet: a resumed read would read everything this checkpoint lets it skip
+            return  # nothing emitted yet: this checkpoint would spare a resumed read no record
         window_end = parse_time(stream_slice["window_end"])
         current = parse_time((self.state or {}).get(self.cursor_field))
         if current is None or window_end > current:
