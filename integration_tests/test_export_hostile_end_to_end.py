@@ -60,7 +60,7 @@ def test_a_malformed_export_file_is_downloaded_once_and_the_error_says_which_row
     started = time.monotonic()
     output = read_in_process(config, catalog(config, ["contacts"], mode="full_refresh"), expecting_exception=True)
     messages = errors_of(output)
-    assert any("row 2 has 3 columns, the header has 24" in m for m in messages), messages
+    assert any("row 2 has 3 columns, the header has 22" in m for m in messages), messages
     assert len(emulator.account.data["mc_download_log"]) == 1
     assert time.monotonic() - started < 20  # no backoff between downloads of the same bytes
 
@@ -82,7 +82,7 @@ def test_a_contact_dated_in_the_future_does_not_stop_later_incremental_syncs(emu
     assert not first.errors and contact_ids(first) == truth_ids(emulator)
     saved = latest_states(first)[-1]["stream"]["stream_state"]["updated_at"]
     assert saved <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    assert any("1 contact(s) have an updated_at later than the start of this sync" in w for w in warnings_of(first))
+    assert any("1 record(s) are dated after this sync started" in w for w in warnings_of(first))
 
     time.sleep(1.1)  # changes land in a later second than the first sync's start
     added = emulator.mutate("marketing", "add_contacts", count=2)["added"]

@@ -107,7 +107,7 @@ def test_every_file_shape_gives_the_same_contacts(emulator, settings, monkeypatc
         # The connector asks for CSV; make the emulator answer JSON anyway, as a format change would.
         from integration_tests.emulator.families import marketing as family
         original = family._export_file
-        monkeypatch.setattr(family, "_export_file", lambda contacts, _type, style, compress: original(contacts, "json", style, compress))
+        monkeypatch.setattr(family, "_export_file", lambda contacts, _type, *rest: original(contacts, "json", *rest))
     emulator.mutate("marketing", "export_settings", **settings)
     config = config_for(emulator)
     output = read_in_process(config, catalog(config, EXPORT_STREAMS, mode="full_refresh"))
@@ -195,6 +195,8 @@ def test_an_incremental_sync_exports_contacts_only_when_the_search_cannot_show_t
 
 @pytest.mark.parametrize("changed, exported", [(3, False), (51, True)])  # the search returns the first 50 matches
 def test_an_incremental_sync_reads_the_changed_contacts_from_the_search_when_it_returns_them_all(emulator, changed, exported):
+    # Export files with the membership columns: the search's contact objects always carry list and segment ids.
+    emulator.mutate("marketing", "export_settings", membership_columns=True)
     config = config_for(emulator)
     streams = {"contacts": ["id"]}
     first = read_in_process(config, catalog(config, streams))

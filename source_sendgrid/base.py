@@ -16,6 +16,7 @@ from airbyte_cdk.sources.streams.http import HttpStream
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from . import cdk_seam
 from .config import SendgridConfig
 from .errors import RequestStats, SendgridBackoff, SendgridErrorHandler, is_missing_scope, response_body
 from .output import page_lines
@@ -355,13 +356,13 @@ class SendgridStream(HttpStream, ABC):
         self._seen_pages = set()
         self._last_page_fingerprint = None
         self._empty_pages_in_a_row = 0
-        yield from self._read_pages(self._page_records, stream_slice, stream_state)
+        yield from cdk_seam.read_pages(self, self._page_records, stream_slice, stream_state)
         if not self._skipped:
             self.on_slice_read(stream_slice or {})
 
     def _page_records(self, request: requests.PreparedRequest, response: requests.Response,
                       stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> List[Any]:
-        """One page's records for _read_pages; one block of record lines when the source reads pages."""
+        """One page's records for cdk_seam.read_pages; one block of record lines when the source reads pages."""
         records = self.parse_response(response, stream_slice=stream_slice, stream_state=stream_state)
         if self.emit_pages_as_lines and records:
             return [page_lines(self.name, records)]
@@ -405,7 +406,8 @@ class SendgridSubStream(SendgridStream, ABC):
 
     Each slice carries the parent's key(s) named in `parent_keys` (parent field -> slice and record field),
     the path template can use them, and every record gets them, so a member's key includes its parent.
-    A parent deleted between listing it and reading its members answers 404: read as no members.
+    A parent deleted between listing it and reading its members answers 404: read as no members. A parent
+    listed in several rows (a stats endpoint's one row per A/B variation) is read once.
     """
 
     parent: Type[SendgridStream]
@@ -421,9 +423,14 @@ class SendgridSubStream(SendgridStream, ABC):
         if reason:
             self._skip(reason)
             return
+        seen = set()
         for parent_slice in parent.stream_slices(sync_mode=SyncMode.full_refresh):
             for record in parent.read_records(SyncMode.full_refresh, stream_slice=parent_slice):
-                yield {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
+                child_slice = {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
+                key = tuple(repr(value) for value in child_slice.values())
+                if key not in seen:
+                    seen.add(key)
+                    yield child_slice
         if parent.skipped:
             self._skip(f"its parent stream {parent.name} could not be read")
 

@@ -27,6 +27,8 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, Err
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .shared_lock import ProcessLock
+
 MAX_RETRIES = 8
 MAX_RETRY_SECONDS = 900
 MAX_RATE_LIMIT_WAIT = 120.0
@@ -61,7 +63,13 @@ _UNKNOWN = -1
 
 
 class _SharedNumbers:
-    """A block of numbers (a ctypes struct) and the lock that guards it, which worker processes can share."""
+    """A block of numbers (a ctypes struct) and the lock that guards it, which worker processes can share.
+
+    Nothing waits while holding the lock. Between threads it is a threading.Lock (a thread cannot die
+    holding it: `with` gives it back on any exception); between processes, a ProcessLock, which a worker
+    killed while holding it does not keep, and which is taken with a bound."""
+
+    _lock_name = "numbers"
 
     def __init__(self, numbers: ctypes.Structure):
         self._numbers = numbers
@@ -73,7 +81,7 @@ class _SharedNumbers:
         shared = sharedctypes.RawValue(type(self._numbers))
         ctypes.memmove(ctypes.addressof(shared), ctypes.addressof(self._numbers), ctypes.sizeof(self._numbers))
         self._numbers = shared
-        self._lock = context.Lock()
+        self._lock = ProcessLock(self._lock_name)
 
 
 class RateBudget(_SharedNumbers, AbstractAPIBudget):
@@ -87,6 +95,7 @@ class RateBudget(_SharedNumbers, AbstractAPIBudget):
 
     # Two reset times closer than this belong to the same window (a "seconds until" header drifts).
     _SAME_WINDOW_SECONDS = 0.5
+    _lock_name = "rate-limit budget"
 
     def __init__(self, clock: Callable[[], float] = time.time, sleep: Optional[Callable[[float], None]] = None):
         self._clock = clock
@@ -188,6 +197,8 @@ class _RequestCounts(ctypes.Structure):
 
 class RequestStats(_SharedNumbers):
     """Counts shared by every stream of one sync, reported at the end of a read, and the sync's rate budget."""
+
+    _lock_name = "request counts"
 
     def __init__(self) -> None:
         super().__init__(_RequestCounts())

@@ -38,15 +38,18 @@ class SinglePage(Pager):
 
 @dataclass(frozen=True)
 class OffsetPager(Pager):
-    """Styles A and B: `limit` + `offset`, no total; a short page is the last one."""
+    """Styles A and B: `limit` + `offset`, no total; a short page is the last one. Where SendGrid documents
+    no largest page, `ends_on_short_page=False`: only an empty page ends, so a server that sends fewer than
+    asked loses nothing (one request more per read)."""
 
     limit: int = 500
+    ends_on_short_page: bool = True
 
     def first_page(self) -> Params:
         return {"limit": self.limit, "offset": 0}
 
     def next_page(self, response: requests.Response, body: Any, records: List[Any]) -> Optional[Params]:
-        if len(records) < self.limit:
+        if not records or (self.ends_on_short_page and len(records) < self.limit):
             return None
         return {"limit": self.limit, "offset": int(sent_params(response).get("offset", 0)) + len(records)}
 

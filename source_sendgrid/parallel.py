@@ -11,7 +11,9 @@ Workers are threads, or, when the command line writes the output (`SerializedLin
 fork, processes: records are parsed, fitted and serialised in the worker that read them, on every core,
 instead of taking turns for one interpreter. Against SendGrid most of a page's time is spent waiting for
 the network, which either kind overlaps. The rate-limit budget and request counts every stream shares
-(errors.RequestStats) are moved to shared memory before the processes fork, so they stay one budget.
+(errors.RequestStats) are moved to shared memory before the processes fork, so they stay one budget; their
+locks are ones a worker killed while holding them cannot keep (shared_lock). A worker that dies fails only
+the stream it was reading.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from airbyte_cdk.sources.utils.schema_helpers import InternalConfig, split_confi
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from . import cdk_seam, shared_lock
 from .output import RecordLineBatch, SerializedLines
 
 # Messages handed from a worker to the merging thread at once (fewer hand-offs, same order).
@@ -56,6 +59,10 @@ BATCH_SIZE = 500
 QUEUED_BATCHES_PER_WORKER = 4
 _FINISHED = object()
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# How often the main process looks whether the workers it waits for are still there.
+_LIVENESS_SECONDS = 1.0
+# How long a worker that is told to stop, or has died, may take to be reaped before it is killed.
+_STOP_SECONDS = 5.0
 
 Failures = Dict[str, AirbyteTracedException]
 ReadOne = Callable[[ConfiguredAirbyteStream, Failures], Iterator[AirbyteMessage]]
@@ -64,7 +71,9 @@ ReadOne = Callable[[ConfiguredAirbyteStream, Failures], Iterator[AirbyteMessage]
 def can_read_in_processes() -> bool:
     # Linux (the image, and most hosts): fork is safe after the imports, and a worker can ask to die with
     # its parent. macOS and Windows read in threads.
-    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+    # The locks the workers share must be ones a killed worker cannot keep (shared_lock).
+    return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+            and shared_lock.available())
 
 
 def fork_context() -> Any:
@@ -85,7 +94,7 @@ def read_concurrently(
     logger.info(f"Starting syncing {source.name}, {workers} streams at a time")
     config, internal_config = split_config(config)
     instances = {stream.name: stream for stream in source.streams(config)}
-    source._stream_to_instance_map = instances  # what AbstractSource.read sets, for error messages
+    cdk_seam.set_stream_instances(source, instances)  # what AbstractSource.read sets, for error messages
 
     # Streams that wait for the server before their first record (an export job) start first, so the
     # wait overlaps the other streams; otherwise the catalog's order.
@@ -94,9 +103,11 @@ def read_concurrently(
     read_one: ReadOne = functools.partial(_read_one, source, logger, instances, state, internal_config)
     failures: Failures = {}
     crashes: List[str] = []
-    run = _run_in_processes if in_processes else _run_in_threads
-    yield from run(source, configured, read_one, workers, failures, crashes)
-    yield from source._emit_queued_messages()
+    if in_processes:
+        yield from _run_in_processes(source, logger, configured, read_one, workers, failures, crashes)
+    else:
+        yield from _run_in_threads(source, configured, read_one, workers, failures, crashes)
+    yield from cdk_seam.queued_messages(source)
     if crashes:
         raise RuntimeError(f"A stream reader crashed: {crashes[0]}")
     if failures:
@@ -158,7 +169,7 @@ def _run_in_threads(
                 finished += 1
                 continue
             yield from batch
-            yield from source._emit_queued_messages()
+            yield from cdk_seam.queued_messages(source)
     finally:
         stop.set()
         for thread in threads:
@@ -166,55 +177,136 @@ def _run_in_threads(
 
 
 def _run_in_processes(
-    source: AbstractSource, configured: List[ConfiguredAirbyteStream], read_one: ReadOne, workers: int,
-    failures: Failures, crashes: List[str],
+    source: AbstractSource, logger: logging.Logger, configured: List[ConfiguredAirbyteStream], read_one: ReadOne,
+    workers: int, failures: Failures, crashes: List[str],
 ) -> Iterator[Union[AirbyteMessage, SerializedLines]]:
-    """The parent hands each worker one stream at a time and passes on what the workers send, as it comes."""
+    """The parent hands each worker one stream at a time and passes on what the workers send, as it comes.
+
+    A worker that dies (killed, out of memory) fails the stream it was reading, with an error that says
+    how it died; the streams not started yet go to the other workers, or to a worker started in its place.
+    Every wait here is bounded, and every worker is reaped (killed if it must be) before this returns."""
     context = fork_context()
-    sys.stdout.flush()  # a child must not inherit, and write again, output the parent has buffered
     pending = deque(configured)
     processes: Dict[Connection, Any] = {}
-    busy = set()
+    busy = set()  # workers not yet told to stop
+    reading: Dict[Connection, ConfiguredAirbyteStream] = {}  # the stream each worker reads, until it ends
+    # Each replacement reads at least one stream, unless workers keep dying before they get one.
+    most_workers = workers + len(configured)
+
+    def start_worker() -> None:
+        sys.stdout.flush()  # a child must not inherit, and write again, output the parent has buffered
+        ours, theirs = context.Pipe()
+        # The child closes its copies of the parent's ends, so that it sees the parent go.
+        parent_ends = [*processes, ours]
+        process = context.Process(target=_serve, args=(theirs, parent_ends, os.getpid(), source, read_one),
+                                  name=f"sendgrid-read-{len(processes)}", daemon=True)
+        process.start()
+        theirs.close()
+        processes[ours] = process
+        busy.add(ours)
+        hand_next(ours)
+
+    def hand_next(connection: Connection) -> None:
+        next_stream = pending.popleft() if pending else None
+        try:
+            connection.send(next_stream)
+        except OSError:  # the worker died: its end of the pipe tells, next
+            if next_stream is not None:
+                pending.appendleft(next_stream)
+            return
+        if next_stream is None:
+            busy.discard(connection)
+        else:
+            reading[connection] = next_stream
+            logger.info(f"Stream {next_stream.stream.name}: read by worker process {processes[connection].pid}")
+
+    def bury(connection: Connection, how: Optional[str] = None) -> Iterator[AirbyteMessage]:
+        """A worker that is gone: its stream fails, and a new worker takes its place if streams wait."""
+        busy.discard(connection)
+        process = processes[connection]
+        process.join(_STOP_SECONDS)  # gone or going: reap it
+        if process.exitcode is None:
+            process.kill()
+            process.join(_STOP_SECONDS)
+        how = how or _how_it_ended(process.exitcode)
+        stream = reading.pop(connection, None)
+        if stream is None:
+            logger.warning(f"Worker process {process.pid} {how} between two streams; no stream lost anything.")
+        else:
+            yield from _failed_by_dead_worker(stream, f"the worker process reading it (pid {process.pid}) {how}", failures)
+        if pending and len(processes) < most_workers:
+            start_worker()
+
     try:
-        for number in range(workers):
-            ours, theirs = context.Pipe()
-            # The child closes its copies of the parent's ends, so that it sees the parent go.
-            parent_ends = [*processes, ours]
-            process = context.Process(target=_serve, args=(theirs, parent_ends, os.getpid(), source, read_one),
-                                      name=f"sendgrid-read-{number}", daemon=True)
-            process.start()
-            theirs.close()
-            processes[ours] = process
-            busy.add(ours)
-            ours.send(pending.popleft() if pending else None)
+        for _ in range(workers):
+            start_worker()
         while busy:
-            for connection in wait(list(busy)):
+            ready = wait(list(busy), timeout=_LIVENESS_SECONDS)
+            if not ready:  # a worker that died with its pipe still open elsewhere is found here
+                for connection in list(busy):
+                    if not processes[connection].is_alive() and not connection.poll():
+                        yield from bury(connection)
+                continue
+            for connection in ready:
                 try:
                     kind, payload = connection.recv()
-                except EOFError:  # the worker died without a word (killed, out of memory)
-                    busy.discard(connection)
-                    process = processes[connection]
-                    process.join(5)
-                    crashes.append(f"worker process {process.name} exited with code {process.exitcode}")
+                except (EOFError, OSError):  # the worker died without a word (killed, out of memory)
+                    yield from bury(connection)
                     continue
                 if kind == "output":
+                    if _ends_stream(payload):
+                        reading.pop(connection, None)
                     yield payload
                 elif kind == "done":  # payload: (stream, its failure), or None
                     if payload is not None:
                         failures[payload[0]] = payload[1]
-                    next_stream = pending.popleft() if pending else None
-                    connection.send(next_stream)
-                    if next_stream is None:
-                        busy.discard(connection)
+                    reading.pop(connection, None)
+                    hand_next(connection)
                 else:  # "crash": payload is the traceback
                     crashes.append(payload)
-                    busy.discard(connection)
+                    yield from bury(connection, "stopped on an unexpected error (its traceback ends the sync's output)")
+        for never_started in pending:  # only when worker after worker died before it got a stream
+            yield from _failed_by_dead_worker(never_started, "no worker process lived to read it", failures)
     finally:
         for connection, process in processes.items():
             connection.close()  # a worker still sending stops at its next message
-            if connection in busy:
+            if connection in busy and process.is_alive():
                 process.terminate()
-            process.join(timeout=5)
+        for process in processes.values():
+            process.join(_STOP_SECONDS)
+            if process.exitcode is None:
+                process.kill()
+                process.join(_STOP_SECONDS)
+
+
+def _ends_stream(message: Any) -> bool:
+    return (isinstance(message, AirbyteMessage) and message.type == MessageType.TRACE and message.trace is not None
+            and message.trace.stream_status is not None
+            and message.trace.stream_status.status in (AirbyteStreamStatus.COMPLETE, AirbyteStreamStatus.INCOMPLETE))
+
+
+def _how_it_ended(exitcode: Optional[int]) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown"
+        return (f"was killed by signal {-exitcode} ({name}), as the out-of-memory killer or an operator does; "
+                "if memory ran out, lower `concurrency` or give the connector more memory")
+    return f"exited unexpectedly (exit code {exitcode})"
+
+
+def _failed_by_dead_worker(stream: ConfiguredAirbyteStream, why: str, failures: Failures) -> Iterator[AirbyteMessage]:
+    name = stream.stream.name
+    error = AirbyteTracedException(
+        message=(f"Stream {name} was not read to its end: {why}. The other streams went on. What the stream "
+                 "emitted up to its last state message is complete, and the next sync resumes from that state."),
+        internal_message=f"stream {name}: {why}",
+        failure_type=FailureType.system_error,
+    )
+    yield status_message(stream.stream, AirbyteStreamStatus.INCOMPLETE)
+    yield error.as_sanitized_airbyte_message(stream_descriptor=StreamDescriptor(name=name))
+    failures[name] = error
 
 
 class _ToParent:
@@ -251,7 +343,7 @@ def _serve(connection: Connection, parent_ends: List[Connection], parent: int, s
         connection.send(("output", item))
 
     def send_queued() -> None:
-        for queued in source._emit_queued_messages():
+        for queued in cdk_seam.queued_messages(source):
             send(queued)
 
     try:
@@ -275,7 +367,7 @@ def _serve(connection: Connection, parent_ends: List[Connection], parent: int, s
             send_queued()
             failure = next(iter(failures.items()), None)
             connection.send(("done", failure and (failure[0], _picklable(failure[1]))))
-    except (BrokenPipeError, EOFError):  # the parent is gone (killed or closed): stop reading
+    except (BrokenPipeError, ConnectionResetError, EOFError):  # the parent is gone (killed or closed): stop reading
         return
     except BaseException:  # a bug outside any stream's own error handling
         connection.send(("crash", traceback.format_exc()))
@@ -316,7 +408,8 @@ def _read_one(
     try:
         logger.info(f"Marking stream {name} as STARTED")
         yield status_message(configured_stream.stream, AirbyteStreamStatus.STARTED)
-        yield from source._read_stream(
+        yield from cdk_seam.read_stream(
+            source,
             logger=logger,
             stream_instance=instance,
             configured_stream=configured_stream,
@@ -326,7 +419,7 @@ def _read_one(
         logger.info(f"Marking stream {name} as STOPPED")
         yield status_message(configured_stream.stream, AirbyteStreamStatus.COMPLETE)
     except Exception as error:
-        yield from source._emit_queued_messages()
+        yield from cdk_seam.queued_messages(source)
         logger.exception(f"Encountered an exception while reading stream {name}")
         logger.info(f"Marking stream {name} as STOPPED")
         yield status_message(configured_stream.stream, AirbyteStreamStatus.INCOMPLETE)
@@ -334,7 +427,7 @@ def _read_one(
         if isinstance(error, AirbyteTracedException):
             traced = error
         else:
-            traced = source._serialize_exception(descriptor, error, stream_instance=instance)
+            traced = cdk_seam.serialize_exception(source, descriptor, error, stream_instance=instance)
         yield traced.as_sanitized_airbyte_message(stream_descriptor=descriptor)
         failures[instance.name] = traced
     finally:

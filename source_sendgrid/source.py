@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -29,6 +28,7 @@ from airbyte_cdk.sources.utils.schema_helpers import InternalConfig
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from . import cdk_seam
 from .base import SendgridStream
 from .config import SendgridConfig, config_error
 from .errors import KeyCheckErrorHandler, RequestStats
@@ -37,9 +37,6 @@ from .parallel import can_read_in_processes, fork_context, read_concurrently
 from .scopes import ScopeGate
 from .streams import ALL_STREAMS
 from .streams.contacts_export import share_sync_export_with_processes
-
-
-_QUEUE_LOCK = threading.Lock()
 
 
 class Scopes(SendgridStream):
@@ -64,7 +61,7 @@ class SourceSendgrid(AbstractSource):
         clear config error (not a crash) for a state file that is neither, or that holds a GLOBAL state
         (this source never writes one: its streams checkpoint one by one)."""
         try:
-            loaded = cls._read_json_file(state_path) if state_path else None
+            loaded = cdk_seam.read_json_file(state_path) if state_path else None
             if isinstance(loaded, dict) and loaded and "type" not in loaded and all(isinstance(v, dict) for v in loaded.values()):
                 return [
                     AirbyteStateMessageSerializer.load({"type": "STREAM", "stream": {
@@ -136,7 +133,7 @@ class SourceSendgrid(AbstractSource):
         gate.granted
         self._streams_in_read = streams
         try:
-            if parsed.concurrency > 1 and len(catalog.streams) > 1:
+            if parsed.concurrency > 1 and len(catalog.streams) > 1 and cdk_seam.CONCURRENT_READS:
                 in_processes = self.yield_serialized_lines and can_read_in_processes()
                 if in_processes:
                     context = fork_context()
@@ -183,7 +180,7 @@ class SourceSendgrid(AbstractSource):
         per-record loop runs once a page. The messages are the same: state and status messages in the same
         places (RUNNING before the first record), the same logs, the same record counts. A test read with
         a record limit, and any other caller, goes through the CDK's loop unchanged."""
-        if not (self.yield_serialized_lines and isinstance(stream_instance, SendgridStream)
+        if not (cdk_seam.PAGE_READS and self.yield_serialized_lines and isinstance(stream_instance, SendgridStream)
                 and not internal_config.limit and not internal_config.page_size):
             yield from super()._read_stream(logger, stream_instance, configured_stream, state_manager, internal_config)
             return
@@ -200,7 +197,7 @@ class SourceSendgrid(AbstractSource):
         records = 0
         stream_instance.emit_pages_as_lines = True
         try:
-            for item in stream_instance.read(configured_stream, logger, self._slice_logger, stream_state, state_manager,
+            for item in stream_instance.read(configured_stream, logger, cdk_seam.slice_logger(self), stream_state, state_manager,
                                              internal_config):
                 if isinstance(item, SerializedLines):
                     message, count = item, sum(item.records.values())
@@ -221,7 +218,7 @@ class SourceSendgrid(AbstractSource):
         # Once per record. Our streams emit fresh dicts and declare no schema transformer, so the record
         # message is built directly (the CDK's general path copies each record and runs the no-op transform
         # that Stream.transformer, the default, is).
-        if type(record_data_or_message) is dict and stream.transformer is Stream.transformer:
+        if cdk_seam.DIRECT_RECORDS and type(record_data_or_message) is dict and stream.transformer is Stream.transformer:
             return AirbyteMessage(
                 type=MessageType.RECORD,
                 record=AirbyteRecordMessage(stream=stream.name, data=record_data_or_message, emitted_at=time.time_ns() // 1_000_000),
@@ -229,17 +226,8 @@ class SourceSendgrid(AbstractSource):
         return super()._get_message(record_data_or_message, stream)
 
     def _emit_queued_messages(self) -> Iterable[AirbyteMessage]:
-        # The CDK's message queue is one deque for the whole process; streams read in several threads
-        # drain it under a lock (an unguarded drain can pop from a deque another thread just emptied).
-        # Called once per record, so an empty queue returns at once.
-        repository = self.message_repository
-        if repository is None:
-            return ()
-        pending = getattr(repository, "_message_queue", None)
-        if pending is not None and not pending:
-            return ()
-        with _QUEUE_LOCK:
-            return list(repository.consume_queue())
+        # Under a lock: streams read in several threads share the queue.
+        return cdk_seam.queued_messages(self)
 
     @staticmethod
     def _streams_with_scopes(config: SendgridConfig) -> int:

@@ -1,4 +1,6 @@
 """Start-up: importing airbyte-cdk takes over a second in every process; two parts of that are avoidable.
+The command line (run.py) avoids them around its first import of the CDK; importing the package does not,
+as neither is a library's to change in someone else's process.
 
 - The garbage collector. The import creates hundreds of thousands of objects and next to no garbage, yet
   a collection runs every few hundred allocations and walks them all. The collector is paused for the
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from typing import Dict, Iterator
 
 # The modules of serpyco-rs that took `get_attributes_doc` from `serpyco_rs._utils` by name.
-_LOOKUP_USERS = ("serpyco_rs._describe", "serpyco_rs._json_schema._convert")
+LOOKUP_USERS = ("serpyco_rs._describe", "serpyco_rs._json_schema._convert")
 
 
 def no_attribute_docs(cls: type) -> Dict[str, str]:
@@ -31,7 +33,7 @@ def no_attribute_docs(cls: type) -> Dict[str, str]:
 def skip_serializer_docstrings() -> None:
     try:
         original = importlib.import_module("serpyco_rs._utils").get_attributes_doc
-        users = [importlib.import_module(name) for name in _LOOKUP_USERS]
+        users = [importlib.import_module(name) for name in LOOKUP_USERS]
     except (ImportError, AttributeError):
         return
     for module in users:

@@ -1,6 +1,7 @@
 """The command line's own record path (source_sendgrid/run.py) writes what the CDK's entrypoint writes."""
 
 import json
+import logging
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.models import (
@@ -26,11 +27,12 @@ def _bounces(count, first=0):
             for n in range(count)]
 
 
-def _lines(entrypoint_class, tmp_path, sync_mode):
+def _lines(entrypoint_class, tmp_path, sync_mode, *options):
     (tmp_path / "config.json").write_text(json.dumps(config(window_days=30, start_date="2024-01-01T00:00:00Z")))
     (tmp_path / "catalog.json").write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(catalog("bounces", sync_mode))))
     entrypoint = entrypoint_class(SourceSendgrid())
-    args = entrypoint.parse_args(["read", "--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")])
+    args = entrypoint.parse_args(["read", "--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json"),
+                                  *options])
     return [line for text in entrypoint.run(args) for line in text.split("\n")]  # a page of records is one text
 
 
@@ -60,6 +62,22 @@ def test_given_the_same_responses_when_read_by_both_entrypoints_then_they_write_
     # Each state carries the count of records since the previous one, as the CDK sets it.
     counts = [m["state"]["sourceStats"]["recordCount"] for m in written if m["type"] == "STATE"]
     assert sum(counts) == 503.0
+
+
+def test_given_debug_when_read_by_both_entrypoints_then_the_cdks_and_the_streams_loggers_log_debug_alike(tmp_path):
+    airbyte = logging.getLogger("airbyte")
+    stream_logs_debug = []
+    try:
+        for entrypoint_class in (SendgridEntrypoint, AirbyteEntrypoint):
+            airbyte.setLevel(logging.INFO)
+            with HttpMocker() as http:
+                http.get(scopes_request(), scopes_response())
+                http.get(api_request("/v3/suppression/bounces"), json_response([]))
+                _lines(entrypoint_class, tmp_path, SyncMode.full_refresh, "--debug")
+            stream_logs_debug.append(logging.getLogger("airbyte.streams.bounces").isEnabledFor(logging.DEBUG))
+    finally:
+        airbyte.setLevel(logging.INFO)
+    assert stream_logs_debug == [True, True]
 
 
 def test_given_a_namespace_meta_or_a_value_orjson_cannot_write_when_serialised_then_the_line_equals_the_cdks():

@@ -403,24 +403,6 @@ def test_given_a_key_without_marketing_read_when_the_export_answers_403_then_con
     assert output.is_in_logs("Skipping stream contacts")
 
 
-def test_given_an_export_without_a_list_ids_column_when_list_members_are_read_then_each_list_is_exported_on_its_own():
-    header = "EMAIL,CONTACT_ID,UPDATED_AT\n"
-    with HttpMocker() as http:
-        http.get(scopes_request(), scopes_response())
-        mock_fields(http)
-        mock_export(http, [export_file("c1@example.com,id-1,2024-02-01T00:00:00Z\n", header=header)], statuses=("ready",))
-        http.get(api_request("/v3/marketing/lists", {"page_size": 1000}),
-                 json_response({"result": [{"id": LIST_A, "name": "A", "contact_count": 1}], "_metadata": {}}))
-        http.post(HttpRequest(f"{BASE}/v3/marketing/contacts/exports", body={"file_type": "csv", "list_ids": [LIST_A]}),
-                  json_response({"id": "job-a"}, 202))
-        http.get(HttpRequest(f"{BASE}/v3/marketing/contacts/exports/job-a"),
-                 json_response({"id": "job-a", "status": "ready", "urls": [FILE_URL_2]}))
-        http.get(HttpRequest(FILE_URL_2), binary(export_file("c1@example.com,id-1,2024-02-01T00:00:00Z\n", header=header)))
-        output = run_read(config(), "list_members")
-    assert [(r["list_id"], r["contact_id"]) for r in records(output)] == [(LIST_A, "id-1")] and not output.errors
-    assert output.is_in_logs("has no list_ids column")
-
-
 def test_given_a_proxy_error_page_served_with_200_when_downloaded_then_it_is_retried_and_never_emitted():
     page = binary(b"<html><body><h1>502 Bad Gateway</h1></body></html>")
     with HttpMocker() as http:

@@ -18,6 +18,7 @@ class Request:
     body: bytes
     match: Tuple[str, ...] = ()
     base_url: str = ""
+    client_port: int = 0  # the sender's TCP port: a test finds which process sent a request
 
     def arg(self, name: str, default: Optional[str] = None) -> Optional[str]:
         values = self.query.get(name)

@@ -246,7 +246,7 @@ def _handler_for(emulator: Emulator) -> type:
             body = self.rfile.read(length) if length else b""
             host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
             request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                              self.headers, body, base_url=f"http://{host}")
+                              self.headers, body, base_url=f"http://{host}", client_port=self.client_address[1])
             fault = emulator.faults.draw(parts.path, f"{self.command} {self.path}") if not parts.path.startswith("/_emulator/") else None
             emulator.count(f"{self.command} {parts.path.split('/')[2] if parts.path.startswith('/v3/') else 'control'}")
             emulator.requests_log.append({

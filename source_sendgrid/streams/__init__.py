@@ -12,17 +12,20 @@ from .contactdb import (
     LegacySegmentMembers,
     LegacySegments,
 )
-from .contacts_export import Contacts, ListMembers, SegmentMembers
+from .contacts_export import Contacts
 from .marketing import (
+    AutomationLinkStats,
     Campaigns,
     FieldDefinitions,
     Lists,
     MarketingSenders,
     Segments,
+    SinglesendLinkStats,
     SinglesendStats,
     Singlesends,
     StatsAutomations,
 )
+from .memberships import ListMembers, SegmentMembers
 from .suppressions import (
     Blocks,
     Bounces,
@@ -42,6 +45,7 @@ from .stats import (
     GlobalStats,
     MailboxProviderStats,
 )
+from .subuser_stats import SubuserMonthlyStats, SubuserReputations, SubuserStats
 from .templates import Templates, TemplateVersions
 
 ALL_STREAMS = [
@@ -76,6 +80,11 @@ ALL_STREAMS = [
     VerifiedSenders,
     LegacySenders,
     Subusers,
+    SinglesendLinkStats,
+    AutomationLinkStats,
+    SubuserStats,
+    SubuserMonthlyStats,
+    SubuserReputations,
     GlobalStats,
     Categories,
     CategoryStats,

@@ -9,9 +9,10 @@ and parsed while they stream in, so memory stays flat however many contacts the 
 An incremental contacts sync first asks the contact search for the contacts changed since its state: when the
 search returns them all (it returns at most 50) and its counts add up, they are the records, and no export runs.
 
-Each contact in an unfiltered export carries its `list_ids` and `segment_ids`, so one export gives the
-exact membership of every list and segment. Within one sync the ready export is shared by the contacts,
-list_members and segment_members streams (its files are downloaded again by each, not kept).
+An unfiltered export has no list or segment column: a contact's `list_ids` and `segment_ids` are filled only
+where its source carries them (the contact search, or an export file with those columns), else null. Within
+one sync the ready export is shared by the contacts, list_members and segment_members streams (its files
+are downloaded again by each, not kept); the membership streams are in `memberships.py`.
 
 What an export answers is checked before it is believed: its links are fetched over https from public hosts
 only (every redirect checked too), a file's lines and items are bounded in size, a row that is not a contact
@@ -48,10 +49,11 @@ from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .. import cdk_seam
 from ..base import SendgridStream
 from ..errors import SendgridErrorHandler, response_body
+from ..shared_lock import Claim
 from ..windows import CappedCursor, format_time, normalize_time, parse_time, utc_now
-from .marketing import Lists, Segments
 
 EXPORT_PATH = "/v3/marketing/contacts/exports"
 SEARCH_PATH = "/v3/marketing/contacts/search"
@@ -407,18 +409,19 @@ class ReadyExport:
 
 
 class _SyncExport:
-    """The ready unfiltered export of one sync. Its lock makes streams read concurrently wait for the one
-    that is creating the export instead of starting their own. Shared with worker processes, the lock is
-    theirs too and the export is kept in shared memory, so one job serves the whole sync there as well."""
+    """The ready unfiltered export of one sync. Its `lock` is a claim on creating the export: streams read
+    concurrently wait for the one creating it instead of starting their own, and take the job over if that
+    one's process dies. Shared with worker processes, the claim is theirs too and the export is kept in shared
+    memory, so one job serves the whole sync there as well."""
 
     def __init__(self, owner: Any):
         self.owner = weakref.ref(owner)
-        self.lock: Any = threading.Lock()
+        self.lock = Claim("contacts export")
         self._export: Optional[ReadyExport] = None
         self._shared: Optional[Any] = None  # a ctypes char array: 8 bytes of length, then the export as JSON
 
     def share_with_processes(self, context: Any) -> None:
-        self.lock = context.Lock()
+        self.lock.share_with_processes()
         self._shared = sharedctypes.RawArray(ctypes.c_char, SHARED_EXPORT_BYTES)  # pages are touched only when used
 
     @property
@@ -429,18 +432,21 @@ class _SyncExport:
         if not size:
             return self._export
         found = orjson.loads(self._shared[8:8 + size])
-        return ReadyExport(id=found["id"], urls=tuple(found["urls"]))
+        return ReadyExport(id=found["id"], urls=tuple(found["urls"]), contact_count=found.get("contact_count"))
 
     @export.setter
     def export(self, export: Optional[ReadyExport]) -> None:
         self._export = export
         if self._shared is None:
             return
-        body = orjson.dumps({"id": export.id, "urls": export.urls}) if export is not None else b""
+        body = orjson.dumps({"id": export.id, "urls": export.urls, "contact_count": export.contact_count}) \
+            if export is not None else b""
         if len(body) + 8 > len(self._shared):
             body = b""  # too many files to share: this process keeps it, others make their own
-        self._shared[:8] = len(body).to_bytes(8, "little")
+        # The length last: a process killed while writing leaves no export, never half of one.
+        self._shared[:8] = bytes(8)
         self._shared[8:8 + len(body)] = body
+        self._shared[:8] = len(body).to_bytes(8, "little")
 
 
 # Keyed by the id of the sync's RequestStats (one per read, shared by all its streams); the weak reference
@@ -656,8 +662,8 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
 
     def _api(self, method: str, path: str, json: Optional[Mapping[str, Any]] = None) -> requests.Response:
         headers = {**self.request_headers(), **({"Content-Type": "application/json"} if json is not None else {})}
-        _, response = self._http_client.send_request(method, f"{self.url_base}{path}", headers=headers, json=json,
-                                                     request_kwargs=self.request_kwargs())
+        _, response = cdk_seam.http_client(self).send_request(method, f"{self.url_base}{path}", headers=headers, json=json,
+                                                              request_kwargs=self.request_kwargs())
         return response
 
     def _download(self, url: str, fields: FieldTypes, export: ReadyExport, number: int) -> Generator[Dict[str, Any], None, int]:
@@ -800,54 +806,3 @@ class Contacts(ContactsExportStream):
     def records_of_contact(self, contact: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         return (contact,)
 
-
-class MembershipStream(ContactsExportStream):
-    """One record per (parent, contact) pair present in the export. Every sync emits the whole current
-    membership: SendGrid records no time for joining a list, so filtering by a cursor would miss joins.
-
-    Should an export file ever lack the membership column, each parent is exported on its own instead
-    (an export filtered by that list or segment: every contact in it is a member).
-    """
-
-    membership_field = ""
-    parent_key = ""
-    parent_stream: type = SendgridStream
-    cursor_field = "contact_updated_at"
-    filters_by_cursor = False
-
-    def read_records(self, sync_mode: SyncMode, *args: Any, **kwargs: Any) -> Iterable[StreamData]:
-        self._contacts_read = self._with_membership_field = 0
-        yield from super().read_records(sync_mode, *args, **kwargs)
-        if self._skipped or not self._contacts_read or self._with_membership_field:
-            return
-        self.logger.warning(f"Stream {self.name}: the contacts export has no {self.membership_field} column; "
-                            f"exporting each {self.parent_key[:-3]} on its own instead.")
-        parent = self.parent_stream(self._config, self._scope_gate, self._stats)
-        for parent_record in parent.read_records(SyncMode.full_refresh):
-            parent_id = parent_record.get("id")
-            for contact in self._contacts({self.membership_field: [parent_id]}):
-                yield self._member(parent_id, contact)
-
-    def records_of_contact(self, contact: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-        self._contacts_read += 1
-        if self.membership_field in contact:
-            self._with_membership_field += 1
-        return [self._member(parent_id, contact) for parent_id in contact.get(self.membership_field) or ()]
-
-    def _member(self, parent_id: Any, contact: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {self.parent_key: parent_id, "contact_id": contact.get("id"), "email": contact.get("email"),
-                "contact_updated_at": contact.get("updated_at")}
-
-
-class ListMembers(MembershipStream):
-    membership_field = "list_ids"
-    parent_key = "list_id"
-    parent_stream = Lists
-    primary_key = ["list_id", "contact_id"]
-
-
-class SegmentMembers(MembershipStream):
-    membership_field = "segment_ids"
-    parent_key = "segment_id"
-    parent_stream = Segments
-    primary_key = ["segment_id", "contact_id"]

@@ -1,5 +1,5 @@
-"""Marketing Campaigns (current API): lists, segments 2.0, single sends, campaigns, their stats, automation
-stats, field definitions and marketing senders. Contacts and memberships come from the export job
+"""Marketing Campaigns (current API): lists, segments 2.0, single sends, campaigns, their stats and link
+clicks, automation stats and link clicks, field definitions and marketing senders. Contacts and memberships come from the export job
 (`contacts_export.py`).
 
 The spec serves these endpoints from the US host only and declares `on-behalf-of` only on the senders.
@@ -13,7 +13,8 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..base import ClientFilteredStream, SendgridStream
+from .. import cdk_seam
+from ..base import ClientFilteredStream, SendgridStream, SendgridSubStream
 from ..errors import response_body
 from ..not_found import HarmlessNotFound, request_path
 from ..pagination import PageTokenPager
@@ -87,7 +88,7 @@ class Singlesends(HarmlessNotFound, MarketingStream, ClientFilteredStream):
         return [self._with_detail(record) for record in super().parse_response(response, **kwargs)]
 
     def _with_detail(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
-        _, response = self._http_client.send_request(
+        _, response = cdk_seam.http_client(self).send_request(
             "GET", f"{self.url_base}{self.path_template}/{record['id']}", request_kwargs=self.request_kwargs(),
             headers=self.request_headers(),
         )
@@ -142,6 +143,32 @@ class SinglesendStats(MarketingStats):
 class StatsAutomations(MarketingStats):
     path_template = "/v3/marketing/stats/automations"
     primary_key = ["id", "step_id", "aggregation"]
+    required_scopes = ("marketing.automation.read",)
+
+
+class MarketingLinkStats(SendgridSubStream, MarketingStream):
+    """Lifetime clicks per link of one single send or automation, read for each id its stats endpoint lists:
+    those are the ones that can have clicks (the single send list also holds drafts, and costs a detail call
+    per single send). The default view sums A/B variations and phases (or automation steps) into `"all"`.
+    A link's place in the message (`url_location`, topmost 0) is part of the key: the same URL at two places
+    is two rows."""
+
+    records_key = ("results",)
+    pager = PageTokenPager(page_size=50)
+
+
+class SinglesendLinkStats(MarketingLinkStats):
+    path_template = "/v3/marketing/stats/singlesends/{singlesend_id}/links"
+    parent = SinglesendStats
+    parent_keys = {"id": "singlesend_id"}
+    primary_key = ["singlesend_id", "url", "url_location", "ab_variation", "ab_phase"]
+
+
+class AutomationLinkStats(MarketingLinkStats):
+    path_template = "/v3/marketing/stats/automations/{automation_id}/links"
+    parent = StatsAutomations
+    parent_keys = {"id": "automation_id"}
+    primary_key = ["automation_id", "step_id", "url", "url_location"]
     required_scopes = ("marketing.automation.read",)
 
 

@@ -13,8 +13,9 @@ left unread.
 
 from __future__ import annotations
 
+from abc import ABC
 from datetime import datetime, timedelta
-from typing import Any, Iterable, List, Mapping, Optional
+from typing import Any, Iterable, List, Mapping, Optional, Type
 
 import requests
 from airbyte_cdk.models import SyncMode
@@ -24,8 +25,8 @@ from ..pagination import OffsetPager, SinglePage
 
 # Counters of the last days still change: re-read at least this many days, whatever `lookback_days` says.
 STATS_MIN_LOOKBACK_DAYS = 3
-# `/v3/categories/stats` takes at most this many `categories` per request.
-CATEGORIES_PER_REQUEST = 10
+# `/v3/categories/stats` takes at most this many `categories` per request, `/v3/subusers/stats` as many `subusers`.
+NAMES_PER_REQUEST = 10
 
 
 class StatsStream(WindowedStream):
@@ -89,13 +90,31 @@ class Categories(SendgridStream):
     required_scopes = ("categories.read",)
 
 
-class CategoryStats(StatsStream):
-    """Daily counters per category. The endpoint needs the categories named (at most 10 per request), so
-    the category list is read first and each day window is asked for in groups of 10."""
+class NamedInRequests(SendgridStream, ABC):
+    """An endpoint that reports only on the names listed in the request, at most NAMES_PER_REQUEST of them:
+    the names are read first from stream `names_from` (field `name_field`). If that stream cannot be read,
+    this one is skipped with a warning too, rather than read as if there were no names."""
 
-    path_template = "/v3/categories/stats"
-    pager = SinglePage()
-    required_scopes = ("categories.read", "categories.stats.read")
+    names_from: Type[SendgridStream]
+    name_field: str
+    names_param: str
+
+    def name_groups(self) -> Optional[List[List[str]]]:
+        """The names in groups for one request each, or None (the stream skipped) when they cannot be read."""
+        source = self.names_from(self._config, self._scope_gate, self._stats)
+        names = sorted({str(record[self.name_field]) for record in source.read_records(SyncMode.full_refresh)
+                        if record.get(self.name_field)})
+        if source.skipped:
+            self._skip(f"it needs the names listed by stream {source.name}, which could not be read")
+            return None
+        return [names[i : i + NAMES_PER_REQUEST] for i in range(0, len(names), NAMES_PER_REQUEST)]
+
+    def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**super().slice_params(stream_slice), self.names_param: list(stream_slice["names"])}
+
+
+class StatsByName(NamedInRequests, StatsStream):
+    """Daily counters of named things (categories, subusers): each day window is asked for in groups of names."""
 
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
@@ -103,23 +122,28 @@ class CategoryStats(StatsStream):
         if self.unavailable_reason():
             yield {}  # read_records skips the stream with its warning
             return
-        names = self._category_names()
-        groups = [names[i : i + CATEGORIES_PER_REQUEST] for i in range(0, len(names), CATEGORIES_PER_REQUEST)]
+        groups = self.name_groups()
+        if groups is None:
+            return
         for window in super().stream_slices(sync_mode, cursor_field, stream_state):
             for index, group in enumerate(groups):
-                yield {**window, "categories": group, "closes_window": index == len(groups) - 1}
-
-    def _category_names(self) -> List[str]:
-        categories = Categories(self._config, self._scope_gate, self._stats)
-        return sorted({record["category"] for record in categories.read_records(SyncMode.full_refresh) if record.get("category")})
-
-    def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {**super().slice_params(stream_slice), "categories": list(stream_slice["categories"])}
+                yield {**window, "names": group, "closes_window": index == len(groups) - 1}
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        # A window is done only once its last group of categories was read.
+        # A window is done only once its last group of names was read.
         if stream_slice.get("closes_window"):
             super().on_slice_read(stream_slice)
+
+
+class CategoryStats(StatsByName):
+    """Daily counters per category. The endpoint needs the categories named, so the category list is read first."""
+
+    path_template = "/v3/categories/stats"
+    pager = SinglePage()
+    required_scopes = ("categories.read", "categories.stats.read")
+    names_from = Categories
+    name_field = "category"
+    names_param = "categories"
 
 
 class MailboxProviderStats(StatsStream):

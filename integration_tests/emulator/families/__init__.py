@@ -4,6 +4,7 @@
 from . import marketing, suppressions
 from . import account, contactdb, templates
 from . import activity, stats
+from . import subuser_stats
 
 FAMILIES = {
     "suppressions": suppressions,
@@ -11,6 +12,7 @@ FAMILIES = {
     "contactdb": contactdb,
     "templates": templates,
     "account": account,
+    "subuser_stats": subuser_stats,  # after account: it reads the account's subusers
     "stats": stats,
     "activity": activity,
 }

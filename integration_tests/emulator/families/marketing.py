@@ -1,9 +1,14 @@
 """Marketing Campaigns, current API (ENDPOINTS.md §2): contacts and their export jobs, lists, segments 2.0,
-single sends, campaigns, marketing stats, field definitions and marketing senders.
+single sends, campaigns, marketing stats and link click stats, field definitions and marketing senders.
 
 `/v3/marketing/campaigns` is not in SendGrid's spec (ENDPOINTS.md §11.11). It answers as a live capture
 shows (Airbyte's source-sendgrid `integration_tests/expected_records.jsonl`, stream `campaigns`): style C
 paging under `result`, newest first, one short row per single send under the single send's id.
+
+An export file has the columns of the one captured from a live account: reserved fields, custom fields
+(upper-cased, as SendGrid writes the reserved ones) and CONTACT_ID, but no list or segment column; the
+`membership_columns` export setting adds LIST_IDS and SEGMENT_IDS. Memberships are read through
+`POST /v3/marketing/contacts/batch` (100 contact ids a request).
 
 Export files are served by a second listener (another port, so another host) that behaves like S3 with
 pre-signed URLs: it refuses a request carrying an `Authorization` header (400) and an expired link (403).
@@ -11,9 +16,7 @@ pre-signed URLs: it refuses a request carrying an `Authorization` header (400) a
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import operator
 import re
 import socket
@@ -55,6 +58,12 @@ RESERVED_FIELDS = [
     {"id": "_rf21_D", "name": "updated_at", "field_type": "Date", "read_only": True},
     {"id": "_rf22_T", "name": "contact_id", "field_type": "Text", "read_only": True},
 ]
+# The export's CSV columns, in the order of a file captured from a live account (Airbyte's source-sendgrid
+# unit_tests/decompressed_response.csv).
+EXPORT_RESERVED = ("email", "first_name", "last_name", "address_line_1", "address_line_2", "city",
+                   "state_province_region", "postal_code", "country", "alternate_emails", "phone_number", "whatsapp",
+                   "line", "facebook", "unique_name", "created_at", "updated_at", "contact_id")
+BATCH_MAX_IDS = 100
 STAT_NAMES = ("bounce_drops", "bounces", "clicks", "delivered", "invalid_emails", "opens", "requests",
               "spam_report_drops", "spam_reports", "unique_clicks", "unique_opens", "unsubscribes")
 EXPORT_SECONDS = 3600
@@ -81,7 +90,7 @@ def _iso(epoch: Optional[int]) -> Optional[str]:
     return None if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _contact(rng, index: int, lists: List[str], segments: List[str], created: int) -> Dict[str, Any]:
+def _contact(rng, index: int, lists: List[str], segments: List[str], created: int, max_lists: int = 3) -> Dict[str, Any]:
     contact: Dict[str, Any] = {name: None for name in RESERVED_TEXT}
     contact.update({
         "id": _uuid(rng),
@@ -92,7 +101,7 @@ def _contact(rng, index: int, lists: List[str], segments: List[str], created: in
         "country": rng.choice(["US", "FR", None]),
         "postal_code": rng.choice(["80202", "75001", None]),
         "alternate_emails": [f"alt{index}@example.org"] if rng.random() < 0.3 else [],
-        "list_ids": sorted(rng.sample(lists, rng.randrange(0, min(3, len(lists)) + 1))),
+        "list_ids": sorted(rng.sample(lists, rng.randrange(0, min(max_lists, len(lists)) + 1))),
         "segment_ids": sorted(rng.sample(segments, rng.randrange(0, min(2, len(segments)) + 1))),
         "custom_fields": {
             "num_orders": rng.choice([None, rng.randrange(0, 40)]),
@@ -119,7 +128,9 @@ def seed(account: Account) -> None:
         })
     list_ids = [item["id"] for item in lists]
     segment_ids = [item["id"] for item in segments]
-    contacts = [_contact(rng, i, list_ids, segment_ids, rng.randrange(SEED_START, SEED_END - 86400 * 31))
+    # `max_lists_per_contact` (default 3) only for benchmarks that need more memberships per contact.
+    max_lists = account.count("max_lists_per_contact", 3)
+    contacts = [_contact(rng, i, list_ids, segment_ids, rng.randrange(SEED_START, SEED_END - 86400 * 31), max_lists)
                 for i in range(account.count("contacts", 0))]
     singlesends = []
     for i in range(account.count("singlesends", 3)):
@@ -145,6 +156,7 @@ def seed(account: Account) -> None:
         "mc_senders": [_sender(rng, i) for i in range(account.count("marketing_senders", 3))],
         "mc_exports": {}, "mc_export_settings": dict(_DEFAULT_EXPORT_SETTINGS), "mc_download_log": [],
     })
+    _seed_links(account)
 
 
 def _stats(rng) -> Dict[str, int]:
@@ -297,6 +309,111 @@ def automation_stats(request: Request, account: Account) -> Response:
     return _stats_page(request, rows, "automation_ids")
 
 
+# --- link click stats ----------------------------------------------------------------------------
+
+LINK_PAGES = ("https://example.com/", "https://example.com/shop?utm_source=sendgrid", "https://example.com/blog/news",
+              "https://example.org/unsubscribe-preferences", "https://example.com/p/shoes?color=red&size=9")
+
+
+def _links(rng, combos: List[tuple], count: int) -> List[Dict[str, Any]]:
+    """Links of one message, topmost first, each with its clicks per combination (A/B variation and phase, or
+    step); `count` links (0: a few). One URL sits at two places now and then, as a header and a footer link do."""
+    pages = [f"https://example.com/item/{n}" for n in range(count)] if count else rng.sample(LINK_PAGES, rng.randrange(0, 4))
+    if pages and rng.random() < 0.5:
+        pages.insert(rng.randrange(len(pages) + 1), pages[0])
+    return [{"url": url, "url_location": location, "clicks": {combo: rng.randrange(0, 40) for combo in combos}}
+            for location, url in enumerate(pages)]
+
+
+def _seed_links(account: Account) -> None:
+    # A generator of their own, so the rest of the family's data stays what it was before links existed.
+    rng = account.rng(f"{FAMILY}:links")
+    count = account.count("links_per_message", 0)
+    singlesend_links = {}
+    for rows in account.data["mc_ss_stats"]:
+        variations = [(row["ab_variation"], row["ab_phase"]) for row in rows if row["ab_variation"] != "all"]
+        singlesend_links[rows[0]["id"]] = _links(rng, variations or [("all", "send")], count)
+    automation_links = {}
+    for rows in account.data["mc_automation_stats"]:
+        steps = [row["step_id"] for row in rows if row["step_id"] != "all"]
+        # Each step is its own message: its links are numbered from 0.
+        automation_links[rows[0]["id"]] = [{**link, "step_id": step} for step in steps for link in _links(rng, [step], count)]
+    account.data.update({"mc_ss_links": singlesend_links, "mc_automation_links": automation_links})
+
+
+def _singlesend_link_rows(links: List[Dict[str, Any]], group_by: List[str], variation: Optional[str],
+                          phase: Optional[str]) -> List[Dict[str, Any]]:
+    """Clicks per link, summed over what the request neither groups by nor filters on (then `"all"`); links
+    without clicks are not listed (the spec's `clicks` is at least 1)."""
+    rows: Dict[tuple, Dict[str, Any]] = {}
+    for link in links:
+        for (ab_variation, ab_phase), clicks in link["clicks"].items():
+            if (variation and ab_variation != variation) or (phase and ab_phase != phase):
+                continue
+            shown_variation = ab_variation if "ab_variation" in group_by or variation else "all"
+            shown_phase = ab_phase if "ab_phase" in group_by or phase else "all"
+            key = (link["url_location"], link["url"], shown_variation, shown_phase)
+            row = rows.setdefault(key, {"url": link["url"], "url_location": link["url_location"],
+                                        "ab_variation": shown_variation, "ab_phase": shown_phase, "clicks": 0})
+            row["clicks"] += clicks
+    return [row for _, row in sorted(rows.items()) if row["clicks"] > 0]
+
+
+def _automation_link_rows(links: List[Dict[str, Any]], group_by: List[str], step_ids: List[str]) -> List[Dict[str, Any]]:
+    rows: Dict[tuple, Dict[str, Any]] = {}
+    for link in links:
+        if step_ids and link["step_id"] not in step_ids:
+            continue
+        step = link["step_id"] if "step_id" in group_by else "all"
+        key = (link["url_location"], link["url"], step)
+        row = rows.setdefault(key, {"url": link["url"], "url_location": link["url_location"], "step_id": step, "clicks": 0})
+        row["clicks"] += sum(link["clicks"].values())
+    return [row for _, row in sorted(rows.items()) if row["clicks"] > 0]
+
+
+def _group_by(request: Request, allowed: tuple) -> List[str]:
+    group_by = request.args("group_by")
+    unknown = [item for item in group_by if item not in allowed]
+    if unknown:
+        raise BadRequest(f"group_by must be among {', '.join(allowed)}", "group_by")
+    return group_by
+
+
+def _not_found(what: str) -> Response:
+    # The spec's ErrorResponse types `field` as a string (its `nullable` is lost in 3.1): none is sent here.
+    return Response(404, {"errors": [{"message": f"{what} not found"}]})
+
+
+def _link_page(request: Request, rows: List[Dict[str, Any]]) -> Response:
+    page, metadata = page_token_page(request, rows, default_size=25, max_size=50)
+    return Response(200, {"results": page, "total_clicks": sum(row["clicks"] for row in rows), "_metadata": metadata})
+
+
+@routes.get(r"/v3/marketing/stats/singlesends/([0-9a-f-]{36})/links", scope="marketing.read", us_only=True, product=PRODUCT)
+def singlesend_link_stats(request: Request, account: Account) -> Response:
+    group_by = _group_by(request, ("ab_variation", "ab_phase"))
+    phase = request.arg("ab_phase_id")
+    if phase not in (None, "test", "send"):
+        raise BadRequest("ab_phase_id must be test or send", "ab_phase_id")
+    with account.lock:
+        links = account.data["mc_ss_links"].get(request.match[0])
+        if links is None:
+            return _not_found("single send")
+        rows = _singlesend_link_rows(links, group_by, request.arg("ab_variation_id"), phase)
+    return _link_page(request, rows)
+
+
+@routes.get(r"/v3/marketing/stats/automations/([0-9a-f-]{36})/links", scope="marketing.automation.read", us_only=True, product=PRODUCT)
+def automation_link_stats(request: Request, account: Account) -> Response:
+    group_by = _group_by(request, ("step_id",))
+    with account.lock:
+        links = account.data["mc_automation_links"].get(request.match[0])
+        if links is None:
+            return _not_found("automation")
+        rows = _automation_link_rows(links, group_by, request.args("step_ids"))
+    return _link_page(request, rows)
+
+
 @routes.get(r"/v3/marketing/field_definitions", scope="marketing.read", us_only=True, product=PRODUCT)
 def field_definitions(request: Request, account: Account) -> Response:
     return Response(200, {"custom_fields": CUSTOM_FIELDS, "reserved_fields": RESERVED_FIELDS,
@@ -322,6 +439,7 @@ _DEFAULT_EXPORT_SETTINGS = {
     "truncate_next_downloads": 0,  # this many downloads send half the file, then close the connection
     "search_timeouts_next": 0,   # this many contact searches answer 408, as a query running over 20 s
     "search_matches_nothing": False,  # a search index that has not caught up: every query matches no one
+    "membership_columns": False,  # export files also carry LIST_IDS and SEGMENT_IDS (no live capture has them)
     # Broken jobs (each counts down like fail_next; none of them fails):
     "ready_without_urls_next": 0,  # this many jobs are ready without a download link
     "short_next": 0,               # this many jobs' files lack their last contact, which the job still counts
@@ -363,7 +481,8 @@ def start_export(request: Request, account: Account) -> Response:
         chunks = [exported[i : i + rows] for i in range(0, len(exported), rows)] or [[]]
         if broken["short_next"]:
             chunks[-1] = chunks[-1][:-1]
-        files = [_export_file(chunk, file_type, settings["json_style"], settings["gzip"]) for chunk in chunks]
+        files = [_export_file(chunk, file_type, settings["json_style"], settings["gzip"], settings["membership_columns"])
+                 for chunk in chunks]
         if broken["malformed_row_next"]:
             files[0] = _with_a_row_of_three_columns(files[0], settings["gzip"])
         account.data["mc_exports"][job_id] = {
@@ -438,6 +557,32 @@ def search_contacts(request: Request, account: Account) -> Response:
                           "_metadata": {"self": f"{request.base_url}{request.path}"}})
 
 
+@routes.post(r"/v3/marketing/contacts/batch", scope="marketing.read", us_only=True, product=PRODUCT)
+def contacts_by_id(request: Request, account: Account) -> Response:
+    """Up to 100 contacts by id, as full contact objects (with `list_ids` and `segment_ids`). Ids that are not
+    contacts are left out; when none is, the answer is a 404 (the spec lists one, without saying when)."""
+    ids = (request.json() or {}).get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(item, str) for item in ids):
+        raise BadRequest("ids must be a non-empty array of contact id strings", "ids")
+    if len(ids) > BATCH_MAX_IDS:
+        raise BadRequest(f"ids allows at most {BATCH_MAX_IDS} ids", "ids")
+    with account.lock:
+        by_id = _contacts_by_id(account)
+        found = [_present(_contact_record(by_id[item])) for item in dict.fromkeys(ids) if item in by_id]
+    if not found:
+        return error(404, "no contacts found for the given ids")
+    self_url = f"{request.base_url}/v3/marketing/contacts"
+    return Response(200, {"result": [{**contact, "_metadata": {"self": f"{self_url}/{contact['id']}"}} for contact in found]})
+
+
+def _contacts_by_id(account: Account) -> Dict[str, Dict[str, Any]]:
+    """Contacts by id, built once per change of the contacts (every mutation drops it)."""
+    index = account.data.get("mc_contact_index")
+    if index is None:
+        index = account.data["mc_contact_index"] = {c["id"]: c for c in account.data["mc_contacts"]}
+    return index
+
+
 @routes.get(r"/v3/marketing/contacts/count", scope="marketing.read", us_only=True, product=PRODUCT)
 def count_contacts(request: Request, account: Account) -> Response:
     with account.lock:
@@ -453,25 +598,25 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
-def _export_file(contacts: List[Dict[str, Any]], file_type: str, json_style: str, compress: bool) -> bytes:
-    """One export file as SendGrid writes it: upper-case reserved columns, custom fields by name."""
+def _export_file(contacts: List[Dict[str, Any]], file_type: str, json_style: str, compress: bool,
+                 membership_columns: bool = False) -> bytes:
+    """One export file as SendGrid writes it: in CSV, every header and non-empty value double-quoted and an
+    empty value left as nothing, reserved fields and custom fields upper-cased; in JSON, `contact_id` and
+    custom fields by name under `custom_fields`. Lists and segments only with `membership_columns`."""
     custom_names = [field["name"] for field in CUSTOM_FIELDS]
+    memberships = ("list_ids", "segment_ids") if membership_columns else ()
     if file_type == "csv":
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow([name.upper() for name in RESERVED_TEXT]
-                        + ["ALTERNATE_EMAILS", "CREATED_AT", "UPDATED_AT", "CONTACT_ID", "LIST_IDS", "SEGMENT_IDS"]
-                        + custom_names)
+        lines = [",".join(f'"{name.upper()}"' for name in EXPORT_RESERVED + memberships + tuple(custom_names))]
         for c in contacts:
-            writer.writerow([_csv_value(c[name]) for name in RESERVED_TEXT]
-                            + [_csv_value(c["alternate_emails"]), _iso(c["created_at"]), _iso(c["updated_at"]), c["id"],
-                               _csv_value(c["list_ids"]), _csv_value(c["segment_ids"])]
-                            + [_csv_value(c["custom_fields"][name]) for name in custom_names])
-        payload = text.getvalue().encode()
+            row = {**c, "contact_id": c["id"], "created_at": _iso(c["created_at"]), "updated_at": _iso(c["updated_at"])}
+            values = [_csv_value(row[name]) for name in EXPORT_RESERVED + memberships]
+            values += [_csv_value(c["custom_fields"][name]) for name in custom_names]
+            lines.append(",".join('"%s"' % value.replace('"', '""') if value else "" for value in values))
+        payload = ("\n".join(lines) + "\n").encode()
     else:
         objects = [{**{name: c[name] for name in RESERVED_TEXT}, "alternate_emails": c["alternate_emails"],
                     "created_at": _iso(c["created_at"]), "updated_at": _iso(c["updated_at"]), "contact_id": c["id"],
-                    "list_ids": c["list_ids"], "segment_ids": c["segment_ids"], "custom_fields": c["custom_fields"]}
+                    **{name: c[name] for name in memberships}, "custom_fields": c["custom_fields"]}
                    for c in contacts]
         if json_style == "array":
             payload = orjson.dumps(objects)
@@ -593,8 +738,12 @@ def _present(record: Dict[str, Any]) -> Dict[str, Any]:
 def truth(account: Account) -> Dict[str, List[Dict[str, Any]]]:
     """What the connector must emit for each stream of this family, in the connector's record shape."""
     contacts = account.data["mc_contacts"]
+    exported = [_contact_record(c) for c in contacts]
+    if not account.data["mc_export_settings"]["membership_columns"]:
+        # The export is the contacts stream's source, and without those columns it does not know them.
+        exported = [{**record, "list_ids": None, "segment_ids": None} for record in exported]
     return {
-        "contacts": [_present(_contact_record(c)) for c in contacts],
+        "contacts": [_present(record) for record in exported],
         "lists": [_with_self_link(item, account.data.get("mc_api_base", "")) for item in _counted_lists(account)],
         "list_members": [{"list_id": list_id, "contact_id": c["id"], "email": c["email"], "contact_updated_at": _iso(c["updated_at"])}
                          for c in contacts for list_id in c["list_ids"]],
@@ -605,6 +754,12 @@ def truth(account: Account) -> Dict[str, List[Dict[str, Any]]]:
         "campaigns": _campaigns(account),
         "singlesend_stats": [row for rows in account.data["mc_ss_stats"] for row in rows],
         "stats_automations": [row for rows in account.data["mc_automation_stats"] for row in rows],
+        "singlesend_link_stats": [{"singlesend_id": singlesend_id, **row}
+                                  for singlesend_id, links in account.data["mc_ss_links"].items()
+                                  for row in _singlesend_link_rows(links, [], None, None)],
+        "automation_link_stats": [{"automation_id": automation_id, **row}
+                                  for automation_id, links in account.data["mc_automation_links"].items()
+                                  for row in _automation_link_rows(links, [], [])],
         "field_definitions": [{**f, "reserved": False} for f in CUSTOM_FIELDS]
         + [{**f, "reserved": True} for f in RESERVED_FIELDS],
         "marketing_senders": [{**s, "created_at": _iso(s["created_at"]), "updated_at": _iso(s["updated_at"])}
@@ -615,6 +770,7 @@ def truth(account: Account) -> Dict[str, List[Dict[str, Any]]]:
 def mutate(account: Account, action: str, params: Dict[str, Any]) -> Dict[str, Any]:
     """Contacts: add_contacts, update_contacts, remove_contacts, churn_lists (a member of every list leaves
     and a non-member joins: counts stay equal, and no contact's updated_at moves); export_settings."""
+    account.data.pop("mc_contact_index", None)
     count = int(params.get("count", 1))
     now = int(time.time())
     rng = account.rng(f"{FAMILY}:mutate:{now}:{count}:{action}:{len(account.data['mc_contacts'])}")
