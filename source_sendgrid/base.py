@@ -438,14 +438,46 @@ class SendgridSubStream(SendgridStream, ABC):
         return {key: stream_slice.get(key) for key in self.parent_keys.values()}
 
 
-class WindowedStream(SendgridStream, CheckpointMixin, ABC):
+class CheckpointsAfterRecords(CheckpointMixin):
+    """For a stream whose state moves after each slice: a read without a state checkpoints nothing until a
+    slice emitted a record or its last slice (marked CLOSES_READ) was read. Every checkpoint then lies after a
+    record, so a read resumed from any of them reads less than the whole stream (Airbyte's sequential-slices
+    check samples them). A sync killed before its first record starts over: nothing is lost; the empty slices
+    are asked again. A stream instance reads once."""
+
+    # Whether this read has emitted a record yet (set by read_records, for may_checkpoint).
+    _emitted_records = False
+    _state: MutableMapping[str, Any]
+
+    @property
+    def state(self) -> Optional[MutableMapping[str, Any]]:
+        # None rather than {} while there is no checkpoint: the CDK then emits no state message after a slice.
+        return self._state or None
+
+    @state.setter
+    def state(self, value: Optional[MutableMapping[str, Any]]) -> None:
+        self._state = dict(value or {})
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[StreamData]:
+        for record in super().read_records(sync_mode, cursor_field, stream_slice, stream_state):
+            self._emitted_records = True
+            yield record
+
+    def may_checkpoint(self, stream_slice: Mapping[str, Any]) -> bool:
+        """Whether the state may move past this slice, now that it was read."""
+        return bool(self.state or self._emitted_records or stream_slice.get(CLOSES_READ))
+
+
+class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
     """Incremental by time window: reads [cursor - lookback, now] in windows of `window_days` and moves
     the state to a window's end only after all its pages were read, so a killed sync resumes losslessly.
-
-    A read without a state checkpoints nothing until a window held records (or its last window is read):
-    a checkpoint always lies after a record, so resuming from any checkpoint reads less than the whole
-    stream. A sync killed among the empty years before an account's first record starts them again; with
-    growing windows that is a few requests."""
+    With growing windows, the empty years before an account's first record are a few requests."""
 
     cursor_field: str = "created"
     # Query parameter names of the window's inclusive bounds, and how the API wants them written.
@@ -459,8 +491,6 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
     retention: Optional[timedelta] = None
     # Windows after an empty window grow (fewer requests over empty years); state semantics are unchanged.
     grow_empty_windows: bool = False
-    # Whether this read has emitted a record yet (set by read_records; see on_slice_read).
-    _emitted_records = False
 
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
@@ -478,7 +508,6 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
         # End a second ago: a record stamped with the current second may still be on its way in.
         end = now - timedelta(seconds=1)
-        self._emitted_records = False
         if self.grow_empty_windows:
             yield from self._growing_windows(start, end)
             return
@@ -510,29 +539,9 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         low, high = self.window_params
         return {low: stream_slice["window_start"], high: stream_slice["window_end"]}
 
-    @property
-    def state(self) -> Optional[MutableMapping[str, Any]]:
-        # None rather than {} while there is no checkpoint: the CDK then emits no state message after a slice.
-        return self._state or None
-
-    @state.setter
-    def state(self, value: Optional[MutableMapping[str, Any]]) -> None:
-        self._state = dict(value or {})
-
-    def read_records(
-        self,
-        sync_mode: SyncMode,
-        cursor_field: Optional[List[str]] = None,
-        stream_slice: Optional[Mapping[str, Any]] = None,
-        stream_state: Optional[Mapping[str, Any]] = None,
-    ) -> Iterable[StreamData]:
-        for record in super().read_records(sync_mode, cursor_field, stream_slice, stream_state):
-            self._emitted_records = True
-            yield record
-
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        if not (self.state or self._emitted_records or stream_slice.get(CLOSES_READ)):
-            return  # nothing emitted yet: this checkpoint would spare a resumed read no record
+        if not self.may_checkpoint(stream_slice):
+            return
         window_end = parse_time(stream_slice["window_end"])
         current = parse_time((self.state or {}).get(self.cursor_field))
         if current is None or window_end > current:
