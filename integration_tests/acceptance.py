@@ -7,10 +7,10 @@ address with known data: port `EMULATOR_PORT` on 127.0.0.1, seed `EMULATOR_SEED`
     .venv/bin/python -m integration_tests.emulator --port 18765 --size 20 --seed 42   # for the classic suite
     .venv/bin/python -m integration_tests.acceptance --write   # regenerate the files after adding streams
 
-`--write` rewrites configured_catalog.json (every discovered stream, incremental where supported, except
-streams that emit everything whatever the state),
-sample_state.json (a state in the future for every incremental stream) and expected_records.jsonl (the
-records of the streams whose seeded data does not depend on today's date: `EXPECTED_RECORD_STREAMS`).
+`--write` rewrites configured_catalog.json (every discovered stream, incremental where supported),
+sample_state.json (the future state: a state in 2099 for every stream that advertises incremental, which
+the classic suite reads all of as incremental whatever the configured catalog says) and expected_records.jsonl
+(the records of the streams whose seeded data does not depend on today's date: `EXPECTED_RECORD_STREAMS`).
 """
 
 from __future__ import annotations
@@ -81,17 +81,6 @@ def write_files() -> None:
         records = records_of(output)
         incremental = {c["stream"]["name"] for c in catalog["streams"] if c["sync_mode"] == "incremental"}
         states = [future(state) for state in latest_states(output) if state["stream"]["stream_descriptor"]["name"] in incremental]
-        # The classic suite reads the catalog's incremental streams from the future state and wants no records.
-        # A stream that offers incremental yet emits its whole content from a future state is configured as
-        # full refresh here instead (none does today: list and segment memberships offer full refresh only).
-        from_future = records_of(read_in_process(config, catalog, state=states))
-        whole = {name for name in incremental if from_future.get(name)}
-        for configured in catalog["streams"]:
-            if configured["stream"]["name"] in whole:
-                configured.update(sync_mode="full_refresh", destination_sync_mode="overwrite")
-                configured.pop("cursor_field", None)
-        states = [state for state in states if state["stream"]["stream_descriptor"]["name"] not in whole]
-        CATALOG.write_text(json.dumps(catalog, indent=2) + "\n")
         FUTURE_STATE.write_text(json.dumps(states, indent=2) + "\n")
         lines = [
             json.dumps({"stream": stream, "data": record, "emitted_at": 0}, sort_keys=True)

@@ -14,6 +14,8 @@ messages the container prints, not on exit codes alone:
   every stream, no error trace;
 - read, incremental with the state the full read emitted, after new data arrived: every new record is
   emitted, nothing that is not in the truth, full-refresh streams whole;
+- Airbyte's acceptance rules (integration_tests/cat_rules.py): reads of one windowed stream resumed from
+  sampled checkpoints of the full read, and a read of every incremental stream from a state in the future;
 - the image runs as a non-root user and holds no pip, pytest or emulator;
 - the API key appears in no output.
 """
@@ -28,15 +30,20 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from integration_tests import cat_rules
+from integration_tests.acceptance import FUTURE
 from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
 from source_sendgrid import SourceSendgrid
 from source_sendgrid.streams import ALL_STREAMS
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "source_sendgrid" / "spec.json"
 WRONG_KEY = "SG.image-check-wrong-key"
+# The windowed stream the image is resumed from checkpoints of, as Airbyte's sequential-slices check does.
+SEQUENTIAL_SLICES_STREAM = "bounces"
 
 
 class ImageCheckFailed(AssertionError):
@@ -209,6 +216,10 @@ def check_image(container: Container, emulator: Emulator, secrets: Path) -> None
     print(f"  full read per stream (records = emulator truth): "
           + ", ".join(f"{name} {len(records.get(name, []))}" for name in declared), flush=True)
 
+    # Before any data changes, as Airbyte's acceptance suite reads.
+    check_sequential_slices(container, secrets, config, by_name[SEQUENTIAL_SLICES_STREAM], full, base_config)
+    check_future_state(container, secrets, config, catalog_path, configured)
+
     # New data after the full read, then an incremental read from the state it emitted.
     before = truth
     emulator.mutate("suppressions", "add", count=3)
@@ -234,6 +245,43 @@ def check_image(container: Container, emulator: Emulator, secrets: Path) -> None
         ensure(emitted <= keys(after.get(name, []), primary_key), f"incremental read: {name} emitted records not in the truth")
     print(f"  incremental read per stream: "
           + ", ".join(f"{name} {len(records.get(name, []))}" for name in declared), flush=True)
+
+
+
+def check_sequential_slices(container: Container, secrets: Path, config: str, configured: Mapping[str, Any],
+                            first: "Run", base_config: Mapping[str, Any]) -> None:
+    """Reads of one stream resumed from sampled checkpoints of the first read: each differs from it, emits at
+    least what followed the checkpoint, and nothing older than it (less the stream's declared re-read)."""
+    name = configured["stream"]["name"]
+    records, checkpoints = cat_rules.records_and_checkpoints(first.messages, name)
+    ensure(records and checkpoints, f"sequential slices: the full read emitted no {name} record or state")
+    instance = next(stream for stream in SourceSendgrid().streams(base_config) if stream.name == name)
+    reread = timedelta(days=base_config["lookback_days"]) + getattr(instance, "min_lookback", timedelta(0))
+    catalog_path = write_secret(secrets, f"catalog_{name}.json", {"streams": [configured]})
+    problems: List[str] = []
+    for checkpoint in cat_rules.sampled(checkpoints):
+        state_path = write_secret(secrets, f"state_{name}.json", cat_rules.state_input(name, checkpoint.state))
+        run = container.run("read", "--config", config, "--catalog", catalog_path, "--state", state_path,
+                            label=f"read {name} from {checkpoint.state}")
+        ensure(run.returncode == 0 and not run.errors(), f"sequential slices: read failed: {sorted(set(run.errors()))}\n{run.tail()}")
+        problems += cat_rules.resumed_read_problems(name, records, checkpoint, run.records_per_stream().get(name, []),
+                                                    configured["cursor_field"], reread)
+    ensure(not problems, "sequential slices: " + "; ".join(problems))
+
+
+def check_future_state(container: Container, secrets: Path, config: str, catalog_path: str, configured: Mapping[str, Any]) -> None:
+    """A read from a state in the future: no record of any incremental stream, and a state in the given format."""
+    cursors = {c["stream"]["name"]: c["cursor_field"][-1] for c in configured["streams"] if c["sync_mode"] == "incremental"}
+    given = {name: {cursor: FUTURE} for name, cursor in cursors.items()}
+    state_path = write_secret(secrets, "future_state.json", [cat_rules.state_input(name, state)[0] for name, state in given.items()])
+    run = container.run("read", "--config", config, "--catalog", catalog_path, "--state", state_path, label="read from a future state")
+    ensure(run.returncode == 0 and not run.errors(), f"future state: read failed: {sorted(set(run.errors()))}\n{run.tail()}")
+    records, states = run.records_per_stream(), run.states_per_stream()
+    problems: List[str] = []
+    for name, cursor in cursors.items():
+        emitted_states = [state["stream"].get("stream_state") or {} for state in states.get(name, [])]
+        problems += cat_rules.future_state_problems(name, given[name], len(records.get(name, [])), emitted_states, cursor)
+    ensure(not problems, "future state: " + "; ".join(problems))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

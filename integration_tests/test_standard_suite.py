@@ -2,8 +2,9 @@
 
 They run in-process: spec (and its lint), config against spec, check good and bad, discover, a full-refresh
 read of the configured catalog with schema validation, a read with a broken catalog, and a scan for leaked
-secrets. What they do not cover (incremental reads, the future state, expected records) is in
-test_acceptance_files.py. Their docker tests are replaced here: `.ci/image.sh` builds and runs the image.
+secrets. What they do not cover is in test_acceptance_files.py (expected records, the acceptance files) and
+test_acceptance_checks.py (Airbyte's incremental checks, full refresh twice, secrets, keys and schemas).
+Their docker tests are replaced here: `.ci/image.sh` builds and runs the image.
 """
 
 from __future__ import annotations

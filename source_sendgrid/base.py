@@ -81,6 +81,8 @@ def _json_kind(body: Any) -> str:
     return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(body), "something else")
 
 
+# The slice key that marks a windowed read's last window.
+CLOSES_READ = "closes_read"
 # A window after an empty one doubles, up to this many times `window_days`.
 MAX_WINDOW_GROWTH = 32
 # A run of empty pages this long means the server is not moving forward.
@@ -561,9 +563,46 @@ class ChangedParentsSubStream(SendgridSubStream, CheckpointMixin, ABC):
             self.state = {self.cursor_field: stream_slice["state_after"]}
 
 
-class WindowedStream(SendgridStream, CheckpointMixin, ABC):
+class CheckpointsAfterRecords(CheckpointMixin):
+    """For a stream whose state moves after each slice: a read without a state checkpoints nothing until a
+    slice emitted a record or its last slice (marked CLOSES_READ) was read. Every checkpoint then lies after a
+    record, so a read resumed from any of them reads less than the whole stream (Airbyte's sequential-slices
+    check samples them). A sync killed before its first record starts over: nothing is lost; the empty slices
+    are asked again. A stream instance reads once."""
+
+    # Whether this read has emitted a record yet (set by read_records, for may_checkpoint).
+    _emitted_records = False
+    _state: MutableMapping[str, Any]
+
+    @property
+    def state(self) -> Optional[MutableMapping[str, Any]]:
+        # None rather than {} while there is no checkpoint: the CDK then emits no state message after a slice.
+        return self._state or None
+
+    @state.setter
+    def state(self, value: Optional[MutableMapping[str, Any]]) -> None:
+        self._state = dict(value or {})
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[StreamData]:
+        for record in super().read_records(sync_mode, cursor_field, stream_slice, stream_state):
+            self._emitted_records = True
+            yield record
+
+    def may_checkpoint(self, stream_slice: Mapping[str, Any]) -> bool:
+        """Whether the state may move past this slice, now that it was read."""
+        return bool(self.state or self._emitted_records or stream_slice.get(CLOSES_READ))
+
+
+class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
     """Incremental by time window: reads [cursor - lookback, now] in windows of `window_days` and moves
-    the state to a window's end only after all its pages were read, so a killed sync resumes losslessly."""
+    the state to a window's end only after all its pages were read, so a killed sync resumes losslessly.
+    With growing windows, the empty years before an account's first record are a few requests."""
 
     cursor_field: str = "created"
     # Query parameter names of the window's inclusive bounds, and how the API wants them written.
@@ -593,11 +632,16 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
             start = max(start, cursor + self.window_resolution - max(self._config.lookback, self.min_lookback))
         start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
         # End a second ago: a record stamped with the current second may still be on its way in.
+        end = now - timedelta(seconds=1)
         if self.grow_empty_windows:
-            yield from self._growing_windows(start, now - timedelta(seconds=1))
+            yield from self._growing_windows(start, end)
             return
-        for window in windows(start, now - timedelta(seconds=1), self._config.window, self.window_resolution):
-            yield {"window_start": self.format_window_bound(window.start), "window_end": self.format_window_bound(window.end)}
+        for window in windows(start, end, self._config.window, self.window_resolution):
+            yield self._window_slice(window.start, window.end, end)
+
+    def _window_slice(self, start: datetime, window_end: datetime, read_end: datetime) -> Mapping[str, Any]:
+        window = {"window_start": self.format_window_bound(start), "window_end": self.format_window_bound(window_end)}
+        return {**window, CLOSES_READ: True} if window_end >= read_end else window
 
     def _growing_windows(self, start: datetime, end: datetime) -> Iterable[Mapping[str, Any]]:
         """Consecutive windows covering [start, end] like `windows`, but a window after an empty one is
@@ -608,7 +652,7 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         while current <= end:
             window_end = min(current + step - self.window_resolution, end)
             self._records_in_window = 0
-            yield {"window_start": self.format_window_bound(current), "window_end": self.format_window_bound(window_end)}
+            yield self._window_slice(current, window_end, end)
             current = window_end + self.window_resolution
             step = min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
 
@@ -621,6 +665,8 @@ class WindowedStream(SendgridStream, CheckpointMixin, ABC):
         return {low: stream_slice["window_start"], high: stream_slice["window_end"]}
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
+        if not self.may_checkpoint(stream_slice):
+            return
         window_end = parse_time(stream_slice["window_end"])
         current = parse_time((self.state or {}).get(self.cursor_field))
         if current is None or window_end > current:

@@ -162,8 +162,8 @@ def test_given_23_subusers_when_subuser_stats_are_read_then_groups_of_10_are_nam
     assert not output.errors
     assert sorted(r["name"] for r in records(output)) == names
     assert records(output)[0] == {"date": "2024-02-01", "name": "sub00", "delivered": 1, "opens": 0}
-    # The window counts as read only after its last group, so a killed sync asks for it again.
-    assert states_of(output) == [{}, {}, {"date": "2024-03-01T00:00:00Z"}]
+    # The window counts as read only after its last group, so a killed sync asks for it again: no state before it.
+    assert states_of(output) == [{"date": "2024-03-01T00:00:00Z"}]
 
 
 def test_given_a_state_when_subuser_stats_are_read_incrementally_then_three_trailing_days_are_read_again():
@@ -214,6 +214,29 @@ def test_given_a_start_in_january_when_monthly_stats_are_read_then_each_month_is
         ("2024-01-01", "a"), ("2024-01-01", "b"), ("2024-01-01", "c"), ("2024-03-01", "a")]
     assert records(output)[0] == {"date": "2024-01-01", "name": "a", "first_name": "Ann", "last_name": "Doe", "delivered": 3}
     assert states_of(output) == [{"date": "2024-01-01T00:00:00Z"}, {"date": "2024-02-01T00:00:00Z"}, {"date": "2024-03-01T00:00:00Z"}]
+
+
+def test_given_empty_months_before_the_first_row_when_monthly_stats_are_read_without_state_then_the_first_checkpoint_follows_it():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes())
+        http.get(month_request("2024-01-01"), month_body("2024-01-01"))
+        http.get(month_request("2024-02-01"), month_body("2024-02-01", "a"))
+        http.get(month_request("2024-02-01", offset=1), month_body("2024-02-01"))
+        http.get(month_request("2024-03-01"), month_body("2024-03-01"))
+        output = run_read(config(), "subuser_monthly_stats", SyncMode.incremental)
+    assert [(r["date"], r["name"]) for r in records(output)] == [("2024-02-01", "a")]
+    # No state for January: a read resumed from it would read every month again.
+    assert states_of(output) == [{"date": "2024-02-01T00:00:00Z"}, {"date": "2024-03-01T00:00:00Z"}]
+
+
+def test_given_no_row_in_any_month_when_monthly_stats_are_read_without_state_then_one_checkpoint_at_the_last_month():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes())
+        for month in ("2024-01-01", "2024-02-01", "2024-03-01"):
+            http.get(month_request(month), month_body(month))
+        output = run_read(config(), "subuser_monthly_stats", SyncMode.incremental)
+    assert records(output) == [] and not output.errors
+    assert states_of(output) == [{"date": "2024-03-01T00:00:00Z"}]
 
 
 @pytest.mark.parametrize("cursor, months", [

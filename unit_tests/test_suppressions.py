@@ -56,6 +56,33 @@ def test_given_windows_of_30_days_when_read_incrementally_then_state_follows_eac
     assert len(records(output)) == 1
 
 
+def test_given_empty_windows_before_the_first_record_when_read_without_state_then_the_first_checkpoint_follows_that_record():
+    day = 86400
+    # window_days 10: an empty window doubles the next one, a window with records sets the size back.
+    windows = [(0, 10, []), (10, 30, [bounce(1, created=JAN_1_2024 + 20 * day)]), (30, 40, []), (40, 60, [])]
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        for first_day, end_day, body in windows:
+            http.get(page("/v3/suppression/bounces", 0, JAN_1_2024 + first_day * day, JAN_1_2024 + end_day * day - 1),
+                     json_response(body))
+        http.get(page("/v3/suppression/bounces", 0, NOW_MINUS_ONE, NOW_MINUS_ONE), json_response([]))
+        output = run_read(config(window_days=10), "bounces", SyncMode.incremental)
+    assert len(records(output)) == 1 and not output.errors
+    # Nothing before the window that held the record; after it, every finished window, empty or not.
+    assert [m.state.stream.stream_state.__dict__ for m in output.state_messages] == [
+        {"created": "2024-01-30T23:59:59Z"}, {"created": "2024-02-09T23:59:59Z"},
+        {"created": "2024-02-29T23:59:59Z"}, {"created": "2024-03-01T00:00:00Z"}]
+
+
+def test_given_no_record_in_any_window_when_read_without_state_then_one_checkpoint_at_the_end_of_the_read():
+    with HttpMocker() as http:
+        http.get(scopes_request(), scopes_response())
+        http.get(page("/v3/suppression/bounces", 0, JAN_1_2024, JAN_1_2024 + 30 * 86400 - 1), json_response([]))
+        http.get(page("/v3/suppression/bounces", 0, JAN_1_2024 + 30 * 86400, NOW_MINUS_ONE), json_response([]))
+        output = run_read(config(window_days=30), "bounces", SyncMode.incremental)
+    assert [m.state.stream.stream_state.__dict__ for m in output.state_messages] == [{"created": "2024-03-01T00:00:00Z"}]
+
+
 def test_given_a_state_and_a_lookback_when_read_incrementally_then_the_window_starts_lookback_before_the_cursor():
     cursor = "2024-02-20T00:00:00Z"
     with HttpMocker() as http:

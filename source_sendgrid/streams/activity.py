@@ -18,7 +18,7 @@ import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.sources.streams.core import StreamData
 
-from ..base import WindowedStream
+from ..base import CLOSES_READ, WindowedStream
 from ..errors import is_missing_scope
 from ..windows import format_time, from_epoch, normalize_time
 
@@ -80,6 +80,8 @@ class EmailActivity(WindowedStream):
                 pending.append((last + 1, end, False))
             self._window_was_full = False
             window = {"window_start": start, "window_end": last}
+            if last == stream_slice["window_end"] and stream_slice.get(CLOSES_READ):
+                window[CLOSES_READ] = True
             yield from super().read_records(sync_mode, cursor_field, window, stream_state)
             if self._window_was_full:
                 pending.append((start, last, True))

@@ -13,9 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, List, Mapping, Optional
 
 from airbyte_cdk.models import SyncMode
-from airbyte_cdk.sources.streams.core import CheckpointMixin
 
-from ..base import SendgridStream
+from ..base import CLOSES_READ, CheckpointsAfterRecords, SendgridStream
 from ..pagination import OffsetPager, SinglePage
 from ..windows import format_time, parse_time, utc_now
 from .account import Subusers
@@ -35,7 +34,7 @@ class SubuserStats(StatsByName):
     names_param = "subusers"
 
 
-class SubuserMonthlyStats(SendgridStream, CheckpointMixin):
+class SubuserMonthlyStats(CheckpointsAfterRecords, SendgridStream):
     """Counters per subuser and calendar month (`/v3/subusers/stats/monthly`), one month a request, every
     subuser in it; `date` is the month's first day. The state is the first day of the last month read, and
     an incremental sync reads that month again, as it may have been read before it ended.
@@ -64,8 +63,9 @@ class SubuserMonthlyStats(SendgridStream, CheckpointMixin):
             trailing = min(cursor, now - timedelta(days=STATS_MIN_LOOKBACK_DAYS)) - self._config.lookback
             month = max(month, _month_of(trailing))
         while month <= now:
-            yield {"month": month.strftime("%Y-%m-%d")}
-            month = _next_month(month)
+            following = _next_month(month)
+            yield {"month": month.strftime("%Y-%m-%d"), **({CLOSES_READ: True} if following > now else {})}
+            month = following
 
     def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         return {"date": stream_slice["month"]}
@@ -79,6 +79,8 @@ class SubuserMonthlyStats(SendgridStream, CheckpointMixin):
         return {**names, **metrics}
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
+        if not self.may_checkpoint(stream_slice):
+            return
         month = parse_time(stream_slice["month"])
         current = parse_time((self.state or {}).get(self.cursor_field))
         if current is None or month > current:
