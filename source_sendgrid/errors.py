@@ -366,11 +366,10 @@ class SendgridBackoff(BackoffStrategy):
 class SendgridErrorHandler(ErrorHandler):
     """Maps a response (or a failed connection) to retry, skip, end-of-pages or a clear failure."""
 
-    def __init__(self, stream_name: str, not_found_is_empty: bool, stats: RequestStats, expects_json: bool = True):
+    def __init__(self, stream_name: str, not_found_is_empty: bool, stats: RequestStats):
         self._stream_name = stream_name
         self._not_found_is_empty = not_found_is_empty
         self._stats = stats
-        self._expects_json = expects_json
 
     @property
     def max_retries(self) -> Optional[int]:
@@ -408,7 +407,7 @@ class SendgridErrorHandler(ErrorHandler):
                      f"{api_error_message(response)!r}.")
 
     def _check_body(self, response: requests.Response) -> ErrorResolution:
-        if not self._expects_json or response.status_code == 204:
+        if response.status_code == 204:
             return ErrorResolution(ResponseAction.SUCCESS)
         try:
             body, replaced = parse_json(response.content) if response.content else (None, 0)

@@ -15,7 +15,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from multiprocessing import sharedctypes
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import orjson
 import requests
@@ -52,11 +52,11 @@ def failure(message: str) -> AirbyteTracedException:
     return AirbyteTracedException(message=f"Contacts export: {message}.", failure_type=FailureType.system_error)
 
 
-def start_and_wait(api: Callable[..., requests.Response], unreadable: Callable[[requests.Response], None],
-                   filters: Optional[Mapping[str, List[str]]]) -> Optional[ReadyExport]:
+def start_and_wait(api: Callable[..., requests.Response],
+                   unreadable: Callable[[requests.Response], None]) -> Optional[ReadyExport]:
     """Start an export job and poll it until its files are ready. None when SendGrid refused to start it
     (`unreadable` is told why); ExportFailed when the job failed, so that a new one can be started."""
-    response = api("POST", EXPORT_PATH, json={"file_type": "csv", **(filters or {})})
+    response = api("POST", EXPORT_PATH, json={"file_type": "csv"})
     if response.status_code >= 400:
         unreadable(response)
         return None

@@ -31,7 +31,7 @@ from .. import cdk_seam
 from ..base import SendgridStream
 from ..contacts.download import DeadLink, download
 from ..contacts.export_job import (EXPORT_PATH, MAX_EXPORT_ATTEMPTS, ExportFailed, ReadyExport, _sync_export_of,
-                                   _SyncExport, failure, start_and_wait)
+                                   failure, start_and_wait)
 from ..contacts.parse import FieldTypes, JsonPlan
 from ..errors import SendgridErrorHandler, response_body
 from ..windows import CappedCursor, format_time, utc_now
@@ -119,14 +119,14 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
                 continue
             yield from self.records_of_contact(contact)
 
-    def _contacts(self, filters: Optional[Mapping[str, List[str]]] = None) -> Iterator[Dict[str, Any]]:
-        """The contacts of a ready export: the sync's shared unfiltered one, or a private one for `filters`."""
+    def _contacts(self) -> Iterator[Dict[str, Any]]:
+        """The contacts of the sync's shared export, made ready first if no stream has done it yet."""
         self._export_attempts = 0
-        shared = _SyncExport(self._stats) if filters else _sync_export_of(self._stats)
+        shared = _sync_export_of(self._stats)
         while True:
             with shared.lock:
                 if shared.export is None:
-                    shared.export = self._create_ready_export(filters)
+                    shared.export = self._create_ready_export()
                 export = shared.export
             if export is None:
                 return
@@ -193,12 +193,12 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
             return FieldTypes({})
         return FieldTypes.of((response_body(response) or {}).get("custom_fields") or [])
 
-    def _create_ready_export(self, filters: Optional[Mapping[str, List[str]]]) -> Optional[ReadyExport]:
+    def _create_ready_export(self) -> Optional[ReadyExport]:
         """Start an export and wait for it; a job that fails is started again, a bounded number of times."""
         while True:
             self._export_attempts += 1
             try:
-                return start_and_wait(self._api, self._note_unreadable, filters)
+                return start_and_wait(self._api, self._note_unreadable)
             except ExportFailed as failed:
                 if self._export_attempts >= MAX_EXPORT_ATTEMPTS:
                     raise failure(f"SendGrid failed the contacts export {self._export_attempts} times; last: {failed}") from None
