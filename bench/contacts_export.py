@@ -102,7 +102,7 @@ def serve(export_path: Path) -> ThreadingHTTPServer:
 
 PARSE_CHILD = """
 import resource, sys, time, requests
-from source_sendgrid.streams.contacts_export import FieldTypes, parse_export
+from source_sendgrid.contacts.parse import FieldTypes, parse_export
 fields = FieldTypes.of({fields})
 start = time.perf_counter()
 with requests.get(sys.argv[1], stream=True) as response:

@@ -192,10 +192,12 @@ def write_json(directory: Path, name: str, content: Any) -> str:
 
 
 def run_cli(command: str, config: Optional[Mapping[str, Any]] = None, catalog: Optional[Mapping[str, Any]] = None,
-            state: Optional[List[Dict[str, Any]]] = None, timeout: float = 600) -> CliRun:
+            state: Optional[List[Dict[str, Any]]] = None, timeout: float = 600,
+            connector: Optional[List[str]] = None) -> CliRun:
+    """`connector`: the command that starts the connector, if not connector_command()."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        args = connector_command() + [command]
+        args = (connector or connector_command()) + [command]
         if config is not None:
             args += ["--config", write_json(directory, "config.json", config)]
         if catalog is not None:

@@ -6,7 +6,7 @@ end, that the sync fails with a clear, specific error once its bounded retries a
 
 Backoff waits are real in the rate-limiter storms (the connector must wait for the window to reset) and
 compressed to ~1 ms in the random-fault cells (the connector asks for the same waits; we record them),
-so the whole matrix runs in CI time. Read timeouts use `SOURCE_SENDGRID_READ_TIMEOUT_SECONDS`.
+so the whole matrix runs in CI time. Read timeouts are shortened on `SendgridStream.request_timeout`.
 A request is faulted at most four times running (fewer than our retries; see `FaultPlan.max_in_a_row`), so a
 cell never fails by the luck of the draw; the endless-fault tests cover retries running out.
 Run with `-s` to print one `MATRIX` line per cell (kind, rate, equal, requests, retries, 429s, wall time).
@@ -15,6 +15,7 @@ Run with `-s` to print one `MATRIX` line per cell (kind, rate, equal, requests, 
 from __future__ import annotations
 
 import os
+import sys
 import time
 import types
 from typing import Any, Dict, List, Mapping
@@ -23,7 +24,7 @@ import pytest
 
 from integration_tests.emulator import Emulator
 from integration_tests.harness import STATS_LINE, catalog_for, config_for, key_of, read_with_command_line, records_of, request_stats, run_cli
-from source_sendgrid.base import READ_TIMEOUT_ENV
+from source_sendgrid.base import SendgridStream
 
 RATES = [0.01, 0.10, 0.30]
 # Fault kind of this matrix -> the emulator's fault kind.
@@ -41,6 +42,9 @@ KINDS = {
 # Seeded records start on 2023-01-01; starting just before keeps the windowed streams' requests few.
 START_DATE = "2022-12-01T00:00:00Z"
 GENERIC_CRASH = "Something went wrong in the connector"
+# The connector's command line with a 0.3 s read timeout (its worker processes are forked, so they keep it).
+SHORT_READ_TIMEOUT_CLI = [sys.executable, "-c", "from source_sendgrid.base import SendgridStream; "
+                          "SendgridStream.request_timeout = (10, 0.3); from source_sendgrid.run import run; run()"]
 
 
 @pytest.fixture
@@ -112,7 +116,7 @@ def read_all(emulator: Emulator, **overrides: Any):
 @pytest.mark.parametrize("rate", RATES, ids=lambda r: f"{int(r * 100)}pct")
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_fault_matrix_records_equal_the_truth(kind, rate, fast_backoff, monkeypatch):
-    monkeypatch.setenv(READ_TIMEOUT_ENV, "0.1")
+    monkeypatch.setattr(SendgridStream, "request_timeout", (10, 0.1))
     with new_emulator(size=40, seed=5) as emulator:
         emulator.set_faults({KINDS[kind]: rate}, seed=int(rate * 1000) + len(kind), slow_seconds=0.4, max_in_a_row=4)
         output, catalog, wall = read_all(emulator)
@@ -194,15 +198,14 @@ def test_endless_faults_on_one_stream_fail_it_clearly_once_retries_are_spent(kin
     assert len(emitted["bounces"]) == len(truth["bounces"])
 
 
-def test_read_timeouts_through_the_cli_are_retried_and_lose_nothing(monkeypatch):
-    """The subprocess reads the read-timeout variable itself; real backoff waits."""
-    monkeypatch.setenv(READ_TIMEOUT_ENV, "0.3")
+def test_read_timeouts_through_the_cli_are_retried_and_lose_nothing():
+    """The subprocess sets its own short read timeout; real backoff waits."""
     with new_emulator(size=40, seed=8) as emulator:
         emulator.set_faults({"slow": 0.08}, seed=2, slow_seconds=0.8)
         config = config_for(emulator, start_date=START_DATE, window_days=120)
         catalog = catalog_for(config, ["bounces", "blocks", "spam_reports", "invalid_emails", "global_suppressions"],
                               mode="full_refresh")
-        run = run_cli("read", config, catalog, timeout=300)
+        run = run_cli("read", config, catalog, timeout=300, connector=SHORT_READ_TIMEOUT_CLI)
         truth = emulator.truth()
         injected = emulator.stats()["faults"].get("slow", 0)
     assert run.returncode == 0, run.error_messages()

@@ -4,7 +4,6 @@ states facts about its endpoint (path, records key, key, scope, pager, cursor)."
 from __future__ import annotations
 
 import logging
-import os
 import time
 from abc import ABC
 from datetime import datetime, timedelta
@@ -23,27 +22,12 @@ from .errors import (MAX_RETRIES, RequestStats, SendgridBackoff, SendgridErrorHa
                      response_body)
 from .output import page_lines
 from .pagination import Pager, SinglePage
-from .schema_conform import record_fitter
+from .schema_conform import compile_record_fitter
 from .scopes import ScopeGate
 from .streamed import CHUNK_BYTES, ArrayBlocks, BrokenAnswer, NotAnArray
 from .windows import EPOCH, CappedCursor, format_time, parse_time, record_time, state_cursor, utc_now, windows
 
 logger = logging.getLogger("airbyte")
-
-# (connect, read) seconds; a contacts export file is fetched elsewhere with its own timeout.
-REQUEST_TIMEOUT = (10, 120)
-# Only for tests of read timeouts: a shorter read timeout in seconds, read here and nowhere else.
-READ_TIMEOUT_ENV = "SOURCE_SENDGRID_READ_TIMEOUT_SECONDS"
-
-
-def request_timeout() -> Tuple[float, float]:
-    raw = os.environ.get(READ_TIMEOUT_ENV)
-    try:
-        read = float(raw) if raw else 0.0
-    except ValueError:
-        read = 0.0
-    return (REQUEST_TIMEOUT[0], read) if read > 0 else REQUEST_TIMEOUT
-
 
 def _key_paths(primary_key: Any) -> List[List[str]]:
     """A stream's primary key as field paths: "id" -> [["id"]], ["list_id", "id"] -> [["list_id"], ["id"]]."""
@@ -124,6 +108,9 @@ class SendgridStream(HttpStream, ABC):
     # over as one block of record lines (output.page_lines) instead of one by one, which spares the CDK's
     # per-record loop. Parents read for their children's slices always get records.
     emit_pages_as_lines: bool = False
+    # (connect, read) seconds; a contacts export file is fetched elsewhere with its own timeout. Tests of read
+    # timeouts shorten it on this class (worker processes are forked, so they inherit it).
+    request_timeout: Tuple[float, float] = (10, 120)
 
     def __init__(self, config: SendgridConfig, scope_gate: ScopeGate, stats: RequestStats):
         self._config = config
@@ -170,7 +157,7 @@ class SendgridStream(HttpStream, ABC):
         return headers
 
     def request_kwargs(self, **kwargs: Any) -> Mapping[str, Any]:
-        return {"timeout": request_timeout(), "stream": True} if self.streams_its_answer else {"timeout": request_timeout()}
+        return {"timeout": self.request_timeout, "stream": True} if self.streams_its_answer else {"timeout": self.request_timeout}
 
     def get_error_handler(self) -> SendgridErrorHandler:
         return self.error_handler_class(
@@ -211,7 +198,7 @@ class SendgridStream(HttpStream, ABC):
                 schema = self.get_json_schema()
             except (OSError, ValueError):  # an internal stream (e.g. scopes) has no schema file
                 schema = {}
-            fit = self._record_fitter = record_fitter(schema)
+            fit = self._record_fitter = compile_record_fitter(schema or {})
         has_key = _key_check(self.primary_key)
         from_slice = self.slice_fields(stream_slice)
         out, dropped = [], []

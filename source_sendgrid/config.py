@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -20,9 +22,10 @@ REGION_BASE_URLS = {
 }
 # SendGrid started in 2009: reading from here replicates an account's whole history.
 DEFAULT_START_DATE = "2009-01-01T00:00:00Z"
-DEFAULT_LOOKBACK_DAYS = 1
-DEFAULT_WINDOW_DAYS = 180
-DEFAULT_CONCURRENCY = 4
+# The whole-number options' defaults and bounds are the ones spec.json shows users, read from it so the two
+# cannot drift apart.
+_SPEC_PROPERTIES: Mapping[str, Mapping[str, Any]] = json.loads(
+    Path(__file__).with_name("spec.json").read_text(encoding="utf-8"))["connectionSpecification"]["properties"]
 _START_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # SendGrid's time filters are epoch seconds and answer 400 to a moment before 1970 (spec.json says the same).
 EARLIEST_START_DATE = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -78,9 +81,9 @@ class SendgridConfig:
             region=region,
             subuser=subuser,
             start_date=parse_start_date(config.get("start_date") or DEFAULT_START_DATE),
-            lookback=timedelta(days=_bounded_int(config, "lookback_days", DEFAULT_LOOKBACK_DAYS, 0, 365)),
-            window=timedelta(days=_bounded_int(config, "window_days", DEFAULT_WINDOW_DAYS, 1, 3650)),
-            concurrency=_bounded_int(config, "concurrency", DEFAULT_CONCURRENCY, 1, 16),
+            lookback=timedelta(days=_bounded_int(config, "lookback_days")),
+            window=timedelta(days=_bounded_int(config, "window_days")),
+            concurrency=_bounded_int(config, "concurrency"),
         )
 
 
@@ -102,10 +105,12 @@ def parse_start_date(value: Any) -> datetime:
     return moment
 
 
-def _bounded_int(config: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = config.get(key)
+def _bounded_int(config: Mapping[str, Any], key: str) -> int:
+    """`config[key]`, or the spec's default, held to the spec's minimum and maximum."""
+    spec = _SPEC_PROPERTIES[key]
+    value, low, high = config.get(key), spec["minimum"], spec["maximum"]
     if value is None:
-        return default
+        return spec["default"]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise config_error(f"`{key}` must be a whole number from {low} to {high}, not {value!r}.")
     return value

@@ -370,6 +370,7 @@ class SendgridErrorHandler(ErrorHandler):
         self._stream_name = stream_name
         self._not_found_is_empty = not_found_is_empty
         self._stats = stats
+        # False for an answer read as it arrives: its body is checked while it is read, not here.
         self._expects_json = expects_json
 
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Tuple
 
 from .windows import normalize_time
 
@@ -158,6 +158,3 @@ def compile_record_fitter(schema: Mapping[str, Any]) -> Callable[[Mapping[str, A
 
     return fit_record
 
-
-def record_fitter(schema: Optional[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
-    return compile_record_fitter(schema or {})

@@ -36,7 +36,7 @@ from .output import SerializedLines
 from .parallel import can_read_in_processes, fork_context, read_concurrently
 from .scopes import ScopeGate
 from .streams import ALL_STREAMS
-from .streams.contacts_export import share_sync_export_with_processes
+from .contacts.export_job import share_sync_export_with_processes
 
 
 class Scopes(SendgridStream):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Iterator, Optional
 
@@ -20,14 +20,6 @@ _RECORD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 class Window:
     start: datetime  # inclusive
     end: datetime  # inclusive
-
-    @property
-    def start_epoch(self) -> int:
-        return int(self.start.timestamp())
-
-    @property
-    def end_epoch(self) -> int:
-        return int(self.end.timestamp())
 
 
 def windows(start: datetime, end: datetime, step: timedelta, resolution: timedelta = timedelta(seconds=1)) -> Iterator[Window]:
@@ -111,10 +103,6 @@ def record_time(value: Any) -> Optional[str]:
     in time order, so cursors can be compared without building datetimes."""
     text = normalize_time(value)
     return text if type(text) is str and len(text) == 20 and _RECORD_TIME.match(text) else None
-
-
-def day(moment: datetime) -> date:
-    return moment.astimezone(timezone.utc).date()
 
 
 def state_cursor(value: Any) -> Optional[datetime]:

@@ -14,7 +14,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Resp
 
 from source_sendgrid.errors import RateBudget, RequestStats
 from source_sendgrid.parallel import fork_context
-from source_sendgrid.streams.contacts_export import ReadyExport, _sync_export_of, share_sync_export_with_processes
+from source_sendgrid.contacts.export_job import ReadyExport, _sync_export_of, share_sync_export_with_processes
 
 BOUND_SECONDS = 10.0
 context = fork_context()

@@ -23,8 +23,9 @@ from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from ..contacts.parse import _time
 from ..errors import SendgridErrorHandler, api_error_message, response_body
-from .contacts_export import ContactsExportStream, _time
+from .contacts_export import ContactsExportStream
 
 BATCH_PATH = "/v3/marketing/contacts/batch"
 # The endpoint's limit (`maxItems` of `ids`).
