@@ -128,13 +128,25 @@ class Emulator:
         self.faults = FaultPlan(rates=dict(rates), seed=seed, slow_seconds=slow_seconds, path_regex=path_regex,
                                 max_in_a_row=max_in_a_row)
 
-    def set_rate_limit(self, limit: int, window_seconds: float = 1.0, reset_style: str = "epoch") -> None:
-        self.limiter = RateLimiter(limit=limit, window_seconds=window_seconds, reset_style=reset_style)
+    def set_rate_limit(self, limit: int, window_seconds: float = 1.0, reset_style: str = "epoch",
+                       endpoint_limits: Optional[Dict[str, int]] = None) -> None:
+        """`limit` requests per `window_seconds` per key: over every endpoint at once, or, with `endpoint_limits`
+        ({"GET /v3/messages": 6, …}; faults.REALISTIC_LIMITS), per endpoint, `limit` for the others."""
+        self.limiter = RateLimiter(limit=limit, window_seconds=window_seconds, reset_style=reset_style,
+                                   endpoint_limits=endpoint_limits)
+
+    def endpoint_of(self, method: str, path: str) -> str:
+        """The endpoint a request is limited under: its method and route ("GET /v3/asm/groups/([^/]+)")."""
+        for route in self.routes:
+            if route.method == method and route.pattern.match(path):
+                return f"{method} {route.pattern.pattern[1:-1]}"
+        return f"{method} {path}"
 
     def stats(self) -> Dict[str, Any]:
         with self._counter_lock:
             counters = dict(self.counters)
-        return {"counters": counters, "faults": dict(self.faults.injected), "rate_limited": self.limiter.rejected}
+        return {"counters": counters, "faults": dict(self.faults.injected), "rate_limited": self.limiter.rejected,
+                "rate_limited_by_endpoint": dict(self.limiter.rejected_by_endpoint)}
 
     def count(self, name: str) -> None:
         with self._counter_lock:
@@ -153,7 +165,8 @@ class Emulator:
             return error(*self.refused_keys[key])
         if key not in self.keys:
             return error(401, _BAD_KEY)
-        allowed, limit_headers = self.limiter.take(key)
+        endpoint = self.endpoint_of(request.method, request.path) if self.limiter.endpoint_limits is not None else ""
+        allowed, limit_headers = self.limiter.take(key, endpoint)
         if not allowed:
             response = error(429, "too many requests")
             response.headers.update(limit_headers)
