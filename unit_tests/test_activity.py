@@ -50,9 +50,9 @@ def test_given_a_window_when_read_then_it_is_queried_by_last_event_time_between_
     assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
 
 
-def messages_server(moments):
+def messages_server(moments, headers=None):
     """A /v3/messages that answers any BETWEEN query from `moments` (epoch seconds), newest first, at most
-    1000, as SendGrid does; the queries it was asked, as (start, end, messages in it)."""
+    1000, as SendGrid does, with `headers`; the queries it was asked, as (start, end, messages in it)."""
     import re
     from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -65,6 +65,7 @@ def messages_server(moments):
         low, high = (int(parse_time(text).timestamp()) for text in re.findall(r'TIMESTAMP "([^"]+)"', unquote(query)))
         inside = sorted((m for m in moments if low <= m <= high), reverse=True)
         asked.append((low, high, len(inside)))
+        context.headers.update(headers or {})
         return {"messages": [message(f"m{m}-{i}", format_time(from_epoch(m))) for i, m in enumerate(inside[:1000])]}
 
     return answer, asked
@@ -134,3 +135,31 @@ def test_given_a_start_date_years_ago_when_read_then_only_the_add_ons_history_is
         http.get(messages_in(NOW_MINUS_ONE + 1 - 90 * 86400, NOW_MINUS_ONE), json_response({"messages": []}))
         output = run_read(config(start_date="2015-01-01T00:00:00Z", window_days=180), "email_activity", SyncMode.incremental)
     assert not output.errors
+
+
+def test_given_the_rate_limit_is_spent_when_the_next_query_waits_then_the_log_says_what_is_read_what_is_left_and_the_reset(
+        no_real_sleep):
+    import random
+
+    import requests_mock
+
+    from unit_tests.test_bad_answers import log_lines
+
+    rng = random.Random(3)
+    moments = [rng.randrange(1707955200, 1708560000) for _ in range(2500)]
+    # Every answer spends the window: SendGrid allows 6 a minute, and the next resets in 30 s.
+    answer, asked = messages_server(moments, {"X-RateLimit-Limit": "6", "X-RateLimit-Remaining": "0",
+                                              "X-RateLimit-Reset": "30"})
+    with requests_mock.Mocker() as mock:
+        mock.get(requests_mock.ANY, json=answer)
+        mock.get("https://api.sendgrid.com/v3/scopes", json={"scopes": ["messages.read"]})
+        output = run_read(config(), "email_activity", SyncMode.incremental)
+    assert not output.errors and len(records(output)) == 2500
+    assert len(asked) > 3 and len([s for s in no_real_sleep if s >= 29]) >= len(asked) - 1, no_real_sleep
+    progress = [line for line in log_lines(output) if line.startswith("Stream email_activity: ")]
+    assert len(progress) == len(asked) - 1, progress  # before every query but the first
+    last = progress[-1]
+    assert " messages read, up to last_event_time 2024-02-" in last and "left: " in last and " hours up to " in last, last
+    assert "waits 30 s for SendGrid's rate limit on GET /v3/messages" in last and "resets at " in last, last
+    waits = [line for line in log_lines(output) if line.startswith("Waiting ")]
+    assert any("GET /v3/messages" in line and "6 per window" in line for line in waits), waits
