@@ -7,6 +7,7 @@ rate limits, API keys and request statistics, so tests and benchmarks can drive 
 from __future__ import annotations
 
 import collections
+import re
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ FULL_ACCESS_KEY = "SG.emulator-full-access-key"
 # Scopes every key has, whatever else it was given.
 BASE_SCOPES = ("user.scopes.read",)
 
+_WORD = re.compile(r"[a-z_]+")
 _BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
 _HTML_ERROR = b"<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>"
 
@@ -136,10 +138,20 @@ class Emulator:
                                    endpoint_limits=endpoint_limits)
 
     def endpoint_of(self, method: str, path: str) -> str:
-        """The endpoint a request is limited under: its method and route ("GET /v3/asm/groups/([^/]+)")."""
+        """The endpoint a request is limited under: its method and its route's path, each id the route captures
+        written `{id}` ("GET /v3/templates/{id}"); a captured lowercase word is kept, since a route may serve
+        several endpoints (`/v3/suppression/(bounces|blocks|…)`)."""
         for route in self.routes:
-            if route.method == method and route.pattern.match(path):
-                return f"{method} {route.pattern.pattern[1:-1]}"
+            found = route.pattern.match(path) if route.method == method else None
+            if found:
+                parts, end = [], 0
+                for index in range(1, (found.lastindex or 0) + 1):
+                    start, stop = found.span(index)
+                    if start < 0 or _WORD.fullmatch(found.group(index)):
+                        continue
+                    parts += [path[end:start], "{id}"]
+                    end = stop
+                return f"{method} {''.join(parts) + path[end:]}"
         return f"{method} {path}"
 
     def stats(self) -> Dict[str, Any]:
