@@ -105,6 +105,10 @@ class EmailActivity(WindowedStream):
                 continue
             read = self._records_in_window
             self._messages_read += read
+            if searching and read and len(self._recent) > 1:
+                # The first window with messages after empty ones also spans time before the first of them:
+                # its rate is too low to size the next window by (the full answer's before it is not).
+                self._recent.pop()
             empty_seconds = empty_seconds + (last - position + 1) if read == 0 else 0
             searching = read == 0
             dense -= read
