@@ -67,8 +67,8 @@ class FaultPlan:
 
 # SendGrid's limits, per endpoint and per minute (`--endpoint-limits realistic`; windows scale with
 # `--rate-window`). Every endpoint has its own window, its own X-RateLimit-* headers and its own 429s.
-#   - 600 a minute: most endpoints. Twilio's changelog "Imposing rate limits on some SendGrid v2 API endpoints"
-#     (2019) gives 600/min as the v3 norm, and `X-RateLimit-Limit: 600` is what `/v3/scopes` reports.
+#   - 600 a minute: most endpoints, the typical limit per Twilio's changelog "Imposing rate limits on some
+#     SendGrid v2 API endpoints" (2019); `X-RateLimit-Limit: 600` is what `/v3/scopes` has been seen to report.
 #   - GET /v3/messages, 6 a minute: Twilio's changelog "Rate limit change for the Twilio SendGrid Email
 #     Activity API" (9 December 2025; before: 30 per 5 minutes).
 #   - POST /v3/marketing/contacts/exports, 10 a minute: `X-RateLimit-Limit: 10` is reported on export creation;
