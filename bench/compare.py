@@ -448,7 +448,9 @@ def main() -> None:
             from source_sendgrid.streams import ALL_STREAMS
 
             # Streams fed by export files (not JSON pages) have no page-replay floor.
-            export_fed = {_stream_name(cls) for cls in ALL_STREAMS if getattr(cls, "slow_start", False)}
+            from source_sendgrid.streams.contacts_export import ContactsExportStream
+
+            export_fed = {_stream_name(cls) for cls in ALL_STREAMS if issubclass(cls, ContactsExportStream)}
             for family, streams in families_of(emulator).items():
                 names = [n for n in ours_names if n in streams and n not in export_fed]
                 if not names:
