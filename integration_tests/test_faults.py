@@ -61,10 +61,9 @@ def fast_backoff(monkeypatch):
     shim = types.SimpleNamespace(sleep=sleep, time=time.time, monotonic=time.monotonic)
     monkeypatch.setattr(rate_limiting, "time", shim)
     # The shared request budget also waits when a 429 says no request is left in the window.
-    from source_sendgrid import errors
+    from source_sendgrid import budget
 
-    if hasattr(errors, "RateBudget"):
-        monkeypatch.setattr(errors, "time", shim)
+    monkeypatch.setattr(budget, "time", shim)
     return waits
 
 

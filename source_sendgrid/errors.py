@@ -6,229 +6,29 @@ CDK's HttpClient, which does the retrying.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import math
 import random
 import re
-import threading
-import time
-from datetime import datetime, timezone
-from multiprocessing import sharedctypes
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .shared_lock import ProcessLock
+from .budget import MAX_RATE_LIMIT_WAIT, RequestStats, endpoint_of, log_long_wait, seconds_until_reset
 
 MAX_RETRIES = 8
 MAX_RETRY_SECONDS = 900
-MAX_RATE_LIMIT_WAIT = 120.0
-# Larger than any "seconds until reset" and smaller than any epoch SendGrid would send.
-_EPOCH_THRESHOLD = 1_000_000_000
-# SendGrid's rate-limit windows last seconds to a minute: a reset further away than this, or a remaining
-# count above this, is not a rate limit but a broken header, and is read as no header at all.
-MAX_PLAUSIBLE_RESET_SECONDS = 3600.0
-MAX_PLAUSIBLE_REMAINING = 1_000_000_000
-# A wait longer than this is logged: what is waited for and until when.
-LOGGED_WAIT_SECONDS = 10.0
 
 logger = logging.getLogger("airbyte")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 _BODY_ATTR = "_sendgrid_body"
-
-
-class _BudgetNumbers(ctypes.Structure):
-    """The budget's numbers as one block of memory, so that worker processes can share it."""
-
-    _fields_ = [
-        ("remaining", ctypes.c_int64),  # _UNKNOWN: nothing to wait for
-        ("reset_at", ctypes.c_double),  # epoch seconds
-        ("in_flight", ctypes.c_int64),
-        ("waits", ctypes.c_int64),
-        ("waited_seconds", ctypes.c_double),
-    ]
-
-
-_UNKNOWN = -1
-
-
-class _SharedNumbers:
-    """A block of numbers (a ctypes struct) and the lock that guards it, which worker processes can share.
-
-    Nothing waits while holding the lock. Between threads it is a threading.Lock (a thread cannot die
-    holding it: `with` gives it back on any exception); between processes, a ProcessLock, which a worker
-    killed while holding it does not keep, and which is taken with a bound."""
-
-    _lock_name = "numbers"
-
-    def __init__(self, numbers: ctypes.Structure):
-        self._numbers = numbers
-        self._lock: Any = threading.Lock()
-
-    def share_with_processes(self, context: Any) -> None:
-        """From now on, processes forked from this one (of `context`, a multiprocessing context) read and
-        change these same numbers, under a lock they share."""
-        shared = sharedctypes.RawValue(type(self._numbers))
-        ctypes.memmove(ctypes.addressof(shared), ctypes.addressof(self._numbers), ctypes.sizeof(self._numbers))
-        self._numbers = shared
-        self._lock = ProcessLock(self._lock_name)
-
-
-class RateBudget(_SharedNumbers, AbstractAPIBudget):
-    """The requests SendGrid still allows in its current rate-limit window, shared by every stream of a sync.
-
-    Every response's `X-RateLimit-Remaining` and `X-RateLimit-Reset` update it. When the remaining
-    requests are spent (counting those still in flight), a request waits until the window resets
-    instead of collecting a 429. Without those headers it never waits. The CDK calls `acquire_call`
-    before and `update_from_response` after every request it sends (retries included).
-    """
-
-    # Two reset times closer than this belong to the same window (a "seconds until" header drifts).
-    _SAME_WINDOW_SECONDS = 0.5
-    _lock_name = "rate-limit budget"
-
-    def __init__(self, clock: Callable[[], float] = time.time, sleep: Optional[Callable[[float], None]] = None):
-        self._clock = clock
-        # Looked up at each wait (not bound here), so a test that stubs time.sleep stubs this wait too.
-        self._sleeper = sleep or (lambda seconds: time.sleep(seconds))
-        super().__init__(_BudgetNumbers(remaining=_UNKNOWN))
-        self._thread = threading.local()
-
-    @property
-    def waits(self) -> int:
-        return int(self._numbers.waits)
-
-    @property
-    def waited_seconds(self) -> float:
-        return float(self._numbers.waited_seconds)
-
-    def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
-        waited_for: Optional[float] = None
-        numbers = self._numbers
-        while True:
-            with self._lock:
-                if getattr(self._thread, "in_flight", False):
-                    # This thread's previous request raised before its response came back.
-                    numbers.in_flight = max(0, numbers.in_flight - 1)
-                now = self._clock()
-                if numbers.remaining != _UNKNOWN and (now >= numbers.reset_at or waited_for == numbers.reset_at):
-                    # The window is over (or we already waited for this reset once): start afresh.
-                    numbers.remaining = _UNKNOWN
-                if numbers.remaining == _UNKNOWN or numbers.remaining > 0:
-                    if numbers.remaining != _UNKNOWN:
-                        numbers.remaining -= 1
-                    numbers.in_flight += 1
-                    self._thread.in_flight = True
-                    return
-                waited_for = numbers.reset_at
-                wait = min(MAX_RATE_LIMIT_WAIT, max(0.0, numbers.reset_at - now)) + random.uniform(0.01, 0.05)
-                numbers.waits += 1
-                numbers.waited_seconds += wait
-            self._sleep(wait)
-
-    def _sleep(self, seconds: float) -> None:
-        log_long_wait(seconds, "SendGrid's rate-limit window to reset (no requests left in it)", self._clock)
-        self._sleeper(seconds)
-
-    def get_matching_policy(self, request: Any) -> None:
-        return None
-
-    def update_from_response(self, request: Any, response: Any) -> None:
-        numbers = self._numbers
-        with self._lock:
-            if getattr(self._thread, "in_flight", False):
-                self._thread.in_flight = False
-                numbers.in_flight = max(0, numbers.in_flight - 1)
-            if not isinstance(response, requests.Response):
-                return
-            reset_in = seconds_until_reset(response, self._clock)
-            remaining = _int_header(response, "X-RateLimit-Remaining")
-            if response.status_code == 429:
-                remaining = 0
-                reset_in = 1.0 if reset_in is None else reset_in
-            if remaining is None or reset_in is None:
-                return
-            reset_at = self._clock() + reset_in
-            # What the server counted, less what we sent that it may not have counted yet.
-            estimate = max(0, remaining - numbers.in_flight)
-            if numbers.remaining == _UNKNOWN or reset_at > numbers.reset_at + self._SAME_WINDOW_SECONDS:
-                numbers.remaining, numbers.reset_at = estimate, reset_at  # a new window
-            elif reset_at > numbers.reset_at - self._SAME_WINDOW_SECONDS:
-                numbers.remaining = min(numbers.remaining, estimate)  # the same window: the lowest count wins
-            # else: a late response from an earlier window, nothing new
-
-
-def _header_number(response: requests.Response, name: str) -> Optional[float]:
-    """A numeric header as a finite, non-negative number; None when absent or not such a number
-    ("inf", "nan", "-5", "soon")."""
-    raw = response.headers.get(name)
-    try:
-        value = float(raw) if raw is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) and value >= 0 else None
-
-
-def _int_header(response: requests.Response, name: str) -> Optional[int]:
-    value = _header_number(response, name)
-    return int(value) if value is not None and value <= MAX_PLAUSIBLE_REMAINING else None
-
-
-def log_long_wait(seconds: float, waiting_for: str, clock: Callable[[], float] = time.time) -> None:
-    """One log line for a wait longer than LOGGED_WAIT_SECONDS, so a long pause is never silent."""
-    if seconds > LOGGED_WAIT_SECONDS:
-        until = datetime.fromtimestamp(clock() + seconds, tz=timezone.utc).strftime("%H:%M:%S UTC")
-        logger.info(f"Waiting {seconds:.0f} s for {waiting_for}, until {until}.")
-
-
-class _RequestCounts(ctypes.Structure):
-    _fields_ = [("requests", ctypes.c_int64), ("retries", ctypes.c_int64), ("rate_limited", ctypes.c_int64)]
-
-
-class RequestStats(_SharedNumbers):
-    """Counts shared by every stream of one sync, reported at the end of a read, and the sync's rate budget."""
-
-    _lock_name = "request counts"
-
-    def __init__(self) -> None:
-        super().__init__(_RequestCounts())
-        self.budget = RateBudget()
-
-    def share_with_processes(self, context: Any) -> None:
-        super().share_with_processes(context)
-        self.budget.share_with_processes(context)
-
-    @property
-    def requests(self) -> int:
-        return int(self._numbers.requests)
-
-    @property
-    def retries(self) -> int:
-        return int(self._numbers.retries)
-
-    @property
-    def rate_limited(self) -> int:
-        return int(self._numbers.rate_limited)
-
-    def count(self, action: ResponseAction) -> None:
-        counts = self._numbers
-        with self._lock:
-            counts.requests += 1
-            if action == ResponseAction.RATE_LIMITED:
-                counts.rate_limited += 1
-                counts.retries += 1
-            elif action == ResponseAction.RETRY:
-                counts.retries += 1
 
 
 def response_body(response: requests.Response) -> Any:
@@ -329,16 +129,6 @@ def refused_key_message(response: requests.Response) -> str:
             f"SendGrid said: {said!r}")
 
 
-def seconds_until_reset(response: requests.Response, now: Callable[[], float] = time.time) -> Optional[float]:
-    """X-RateLimit-Reset is an epoch in SendGrid's docs and a delta in its spec: accept both. A reset more
-    than MAX_PLAUSIBLE_RESET_SECONDS away (an epoch of 10**12, "inf") is a broken header: None, as if absent."""
-    value = _header_number(response, "X-RateLimit-Reset")
-    if value is None:
-        return None
-    wait = max(0.0, value - now()) if value > _EPOCH_THRESHOLD else value
-    return wait if wait <= MAX_PLAUSIBLE_RESET_SECONDS else None
-
-
 class SendgridBackoff(BackoffStrategy):
     """429: wait until the window resets (bounded); anything else: bounded exponential backoff with jitter."""
 
@@ -356,7 +146,8 @@ class SendgridBackoff(BackoffStrategy):
             if wait is not None:
                 # The CDK adds one second to every wait, which also absorbs clock skew.
                 wait = min(wait, MAX_RATE_LIMIT_WAIT) + random.uniform(0.01, 0.1)
-                log_long_wait(wait, "SendGrid's rate-limit window to reset (answered 429)")
+                endpoint = endpoint_of(getattr(response_or_exception.request, "method", None), response_or_exception.url)
+                log_long_wait(wait, f"SendGrid's rate-limit window to reset for {endpoint} (answered 429)")
                 return wait
         exponential = min(self._max, self._base * 2 ** max(0, attempt_count - 1)) * random.uniform(0.8, 1.2)
         log_long_wait(exponential, f"SendGrid before retry {attempt_count} of a failed request")

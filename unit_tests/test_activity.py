@@ -32,8 +32,13 @@ def message(msg_id, last_event="2024-01-10T08:00:00Z"):
             "status": "delivered", "opens_count": 1, "clicks_count": 0, "last_event_time": last_event}
 
 
-def full_page(prefix):
-    return json_response({"messages": [message(f"{prefix}-{i}") for i in range(1000)]})
+def full_page(prefix, start=None, end=None):
+    """1000 messages, spread evenly over [start, end] when given (else all in one second)."""
+    if start is None:
+        return json_response({"messages": [message(f"{prefix}-{i}") for i in range(1000)]})
+    step = (end - start) / 999
+    return json_response({"messages": [message(f"{prefix}-{i}", format_time(from_epoch(int(start + i * step))))
+                                       for i in range(1000)]})
 
 
 def test_given_a_window_when_read_then_it_is_queried_by_last_event_time_between_its_bounds():
@@ -45,19 +50,46 @@ def test_given_a_window_when_read_then_it_is_queried_by_last_event_time_between_
     assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
 
 
-def test_given_full_windows_when_read_then_they_are_halved_until_each_returns_less_than_1000_and_nothing_full_is_emitted():
-    middle = JAN_1_2024 + (NOW_MINUS_ONE - JAN_1_2024) // 2
-    quarter = JAN_1_2024 + (middle - JAN_1_2024) // 2
-    with HttpMocker() as http:
-        http.get(scopes_request(), scopes_response())
-        http.get(messages_in(JAN_1_2024, NOW_MINUS_ONE), full_page("whole"))
-        http.get(messages_in(JAN_1_2024, middle), full_page("first-half"))
-        http.get(messages_in(JAN_1_2024, quarter), json_response({"messages": [message("a"), message("b")]}))
-        http.get(messages_in(quarter + 1, middle), json_response({"messages": [message("c")]}))
-        http.get(messages_in(middle + 1, NOW_MINUS_ONE), json_response({"messages": [message("d")]}))
+def messages_server(moments, headers=None):
+    """A /v3/messages that answers any BETWEEN query from `moments` (epoch seconds), newest first, at most
+    1000, as SendGrid does, with `headers`; the queries it was asked, as (start, end, messages in it)."""
+    import re
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from source_sendgrid.windows import parse_time
+
+    asked = []
+
+    def answer(request, context):
+        query = parse_qs(urlsplit(request.url).query)["query"][0]
+        low, high = (int(parse_time(text).timestamp()) for text in re.findall(r'TIMESTAMP "([^"]+)"', unquote(query)))
+        inside = sorted((m for m in moments if low <= m <= high), reverse=True)
+        asked.append((low, high, len(inside)))
+        context.headers.update(headers or {})
+        return {"messages": [message(f"m{m}-{i}", format_time(from_epoch(m))) for i, m in enumerate(inside[:1000])]}
+
+    return answer, asked
+
+
+def test_given_full_windows_when_read_then_they_are_asked_again_in_parts_and_every_message_is_emitted_once():
+    import random
+
+    import requests_mock
+
+    rng = random.Random(7)
+    # 2,600 messages in a busy week of February, 40 scattered over January.
+    moments = [rng.randrange(1707955200, 1708560000) for _ in range(2600)] + \
+              [rng.randrange(JAN_1_2024, 1706745600) for _ in range(40)]
+    answer, asked = messages_server(moments)
+    with requests_mock.Mocker() as mock:
+        mock.get(requests_mock.ANY, json=answer)
+        mock.get("https://api.sendgrid.com/v3/scopes", json={"scopes": ["messages.read"]})  # matched first
         output = run_read(config(), "email_activity", SyncMode.incremental)
     assert not output.errors
-    assert [r["msg_id"] for r in records(output)] == ["a", "b", "c", "d"]
+    emitted = sorted(int(r["msg_id"][1:].split("-")[0]) for r in records(output))
+    assert emitted == sorted(moments)  # every message once: nothing from a full answer
+    assert any(count >= 1000 for _, _, count in asked), "no window came back full: the test proves nothing"
+    assert len(asked) <= 20, asked
     assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
 
 
@@ -103,3 +135,31 @@ def test_given_a_start_date_years_ago_when_read_then_only_the_add_ons_history_is
         http.get(messages_in(NOW_MINUS_ONE + 1 - 90 * 86400, NOW_MINUS_ONE), json_response({"messages": []}))
         output = run_read(config(start_date="2015-01-01T00:00:00Z", window_days=180), "email_activity", SyncMode.incremental)
     assert not output.errors
+
+
+def test_given_the_rate_limit_is_spent_when_the_next_query_waits_then_the_log_says_what_is_read_what_is_left_and_the_reset(
+        no_real_sleep):
+    import random
+
+    import requests_mock
+
+    from unit_tests.test_bad_answers import log_lines
+
+    rng = random.Random(3)
+    moments = [rng.randrange(1707955200, 1708560000) for _ in range(2500)]
+    # Every answer spends the window: SendGrid allows 6 a minute, and the next resets in 30 s.
+    answer, asked = messages_server(moments, {"X-RateLimit-Limit": "6", "X-RateLimit-Remaining": "0",
+                                              "X-RateLimit-Reset": "30"})
+    with requests_mock.Mocker() as mock:
+        mock.get(requests_mock.ANY, json=answer)
+        mock.get("https://api.sendgrid.com/v3/scopes", json={"scopes": ["messages.read"]})
+        output = run_read(config(), "email_activity", SyncMode.incremental)
+    assert not output.errors and len(records(output)) == 2500
+    assert len(asked) > 3 and len([s for s in no_real_sleep if s >= 29]) >= len(asked) - 1, no_real_sleep
+    progress = [line for line in log_lines(output) if line.startswith("Stream email_activity: ")]
+    assert len(progress) == len(asked) - 1, progress  # before every query but the first
+    last = progress[-1]
+    assert " messages read, up to last_event_time 2024-02-" in last and "left: " in last and " hours up to " in last, last
+    assert "waits 30 s for SendGrid's rate limit on GET /v3/messages" in last and "resets at " in last, last
+    waits = [line for line in log_lines(output) if line.startswith("Waiting ")]
+    assert any("GET /v3/messages" in line and "6 per window" in line for line in waits), waits

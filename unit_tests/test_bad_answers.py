@@ -306,13 +306,17 @@ def test_a_singlesend_stats_row_without_aggregation_takes_the_documented_default
     assert any("dropped 1 record(s)" in warning for warning in warnings_of(output))
 
 
-def test_a_wait_for_an_exhausted_rate_limit_window_is_logged_with_until_when(no_real_sleep):
-    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"}
+def test_a_wait_for_an_exhausted_rate_limit_window_is_logged_with_its_endpoint_and_until_when(no_real_sleep):
+    spent = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"}
+    recipients = "/v3/contactdb/recipients"
     with HttpMocker() as http:
-        http.get(scopes_request(), json_response({"scopes": ALL_SCOPES}, headers=spent))
-        http.get(api_request(GROUPS_PATH), json_response(GROUPS))
-        output = run_read(config(), "suppression_groups")
-    assert [r["id"] for r in records(output)] == [1]
+        http.get(scopes_request(), scopes_response())
+        http.get(api_request(recipients, {"page": 1, "page_size": 1000}),
+                 json_response({"recipients": [{"id": "r1", "email": "r1@example.com"}]}, headers=spent))
+        http.get(api_request(recipients, {"page": 2, "page_size": 1000}), json_response({"errors": []}, 404))
+        output = run_read(config(), "legacy_contacts")
+    assert [r["id"] for r in records(output)] == ["r1"]
     assert no_real_sleep and max(no_real_sleep) >= 29, no_real_sleep
     waits = [line for line in log_lines(output) if line.startswith("Waiting ")]
-    assert any("no requests left" in line and " until " in line for line in waits), waits
+    assert any("no requests left" in line and " until " in line and f"GET {recipients}" in line
+               and "600 per window" in line for line in waits), waits

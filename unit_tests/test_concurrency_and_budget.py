@@ -1,5 +1,6 @@
 """The shared rate-limit budget, and reading several streams at once (statuses, failures, order)."""
 
+import re
 import threading
 
 from airbyte_cdk.models import AirbyteStreamStatus, SyncMode
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from source_sendgrid import SourceSendgrid
-from source_sendgrid.errors import RateBudget, RequestStats
+from source_sendgrid.budget import RateBudget, RequestStats
 from source_sendgrid.parallel import can_read_in_processes, fork_context
 from source_sendgrid.windows import format_time, normalize_time, parse_time
 from unit_tests.builders import api_request, config, error_response, json_response, scopes_request, scopes_response
@@ -100,6 +101,62 @@ def test_given_a_late_response_from_an_old_window_then_it_does_not_reopen_the_sp
     send(budget, response(remaining=50, reset=now + 5))  # answered late, from the window before
     budget.acquire_call(None)
     assert len(clock.slept) == 1 and clock.slept[0] >= 10
+
+
+def prepared(method, path):
+    import requests
+
+    return requests.Request(method, f"https://api.sendgrid.com{path}").prepare()
+
+
+def send_to(budget, request, answer):
+    budget.acquire_call(request)
+    budget.update_from_response(request, answer)
+
+
+def test_given_one_endpoints_window_is_spent_when_another_endpoint_is_called_then_it_does_not_wait():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock, sleep=clock.sleep)
+    messages = prepared("GET", "/v3/messages?query=x&limit=1000")
+    bounces = prepared("GET", "/v3/suppression/bounces?offset=0")
+    send_to(budget, messages, response(remaining=0, reset=int(clock.now) + 60))
+    for _ in range(20):  # bounces' own window is wide open, and its headers say so
+        send_to(budget, bounces, response(remaining=500, reset=int(clock.now) + 60))
+    assert clock.slept == []
+    budget.acquire_call(messages)  # /v3/messages' window is still spent: its next request waits
+    assert len(clock.slept) == 1 and clock.slept[0] >= 59
+
+
+def test_given_a_429_on_one_endpoint_when_another_is_called_then_only_the_first_waits():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock, sleep=clock.sleep)
+    export = prepared("POST", "/v3/marketing/contacts/exports")
+    send_to(budget, export, response(status=429, reset=30))
+    send_to(budget, prepared("GET", "/v3/marketing/contacts/exports/0b6a6a44-77f5-4a58-a5c6-6c4a7f9ab1a2"), response())
+    send_to(budget, prepared("GET", "/v3/asm/groups"), response())
+    assert clock.slept == []
+    budget.acquire_call(export)
+    assert len(clock.slept) == 1 and clock.slept[0] >= 30
+
+
+def test_every_path_the_connector_calls_is_one_endpoint_whatever_its_ids():
+    from source_sendgrid.budget import endpoint_of
+    from source_sendgrid.streams import ALL_STREAMS
+
+    ids = ["17", "0b6a6a44-77f5-4a58-a5c6-6c4a7f9ab1a2", "d-2c214ac919e84170b21855cc129b4a5f", "YUBhLmNvbQ==",
+           "a@example.com", "8c6e6f3a1b2d4e5f"]
+    templates = {cls.path_template for cls in ALL_STREAMS} | {"/v3/scopes", "/v3/marketing/contacts/exports/{id}",
+                                                             "/v3/marketing/contacts/count", "/v3/marketing/contacts/search"}
+    endpoints = set()
+    for template in templates:
+        names = re.findall(r"{(\w+)}", template)
+        seen = {endpoint_of("GET", "https://api.sendgrid.com" + template.format(**{n: i for n in names}) + "?page=2")
+                for i in ids}
+        assert len(seen) == 1, (template, seen)
+        endpoint = seen.pop()
+        assert endpoint == "GET " + re.sub(r"{\w+}", "{id}", template)
+        endpoints.add(endpoint)
+    assert len(endpoints) == len(templates)
 
 
 @given(st.one_of(st.integers(min_value=-10, max_value=300_000_000_000), st.text(max_size=24),
@@ -190,3 +247,26 @@ def test_given_stats_shared_with_processes_when_a_worker_process_spends_the_budg
     assert stats.requests == 2  # counted in the worker, read in the parent
     stats.budget.acquire_call(None)  # the window's two requests were the worker's: wait for the reset
     assert len(clock.slept) == 1 and clock.slept[0] >= 10
+
+
+@pytest.mark.skipif(not can_read_in_processes(), reason="worker processes need fork")
+def test_given_worker_processes_when_one_spends_an_endpoints_window_then_all_wait_for_that_endpoint_only():
+    clock = FakeClock()
+    stats = RequestStats()
+    stats.budget = RateBudget(clock=clock, sleep=clock.sleep)
+    stats.share_with_processes(fork_context())
+    messages = prepared("GET", "/v3/messages?query=a")
+    groups = prepared("GET", "/v3/asm/groups")
+
+    def worker():  # a worker learns both endpoints' windows; only /v3/messages' is spent
+        send_to(stats.budget, messages, response(remaining=0, reset=int(clock.now) + 60))
+        send_to(stats.budget, groups, response(remaining=599, reset=int(clock.now) + 60))
+
+    process = fork_context().Process(target=worker)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    send_to(stats.budget, groups, response(remaining=598, reset=int(clock.now) + 60))
+    assert clock.slept == []
+    stats.budget.acquire_call(messages)  # spent in the worker: the parent waits for that window
+    assert len(clock.slept) == 1 and clock.slept[0] >= 59

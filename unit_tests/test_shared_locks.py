@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
 
-from source_sendgrid.errors import RateBudget, RequestStats
+from source_sendgrid.budget import RateBudget, RequestStats
 from source_sendgrid.parallel import fork_context
 from source_sendgrid.contacts.export_job import ReadyExport, _sync_export_of, share_sync_export_with_processes
 

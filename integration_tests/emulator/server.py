@@ -7,6 +7,7 @@ rate limits, API keys and request statistics, so tests and benchmarks can drive 
 from __future__ import annotations
 
 import collections
+import re
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ FULL_ACCESS_KEY = "SG.emulator-full-access-key"
 # Scopes every key has, whatever else it was given.
 BASE_SCOPES = ("user.scopes.read",)
 
+_WORD = re.compile(r"[a-z_]+")
 _BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
 _HTML_ERROR = b"<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>"
 
@@ -128,13 +130,35 @@ class Emulator:
         self.faults = FaultPlan(rates=dict(rates), seed=seed, slow_seconds=slow_seconds, path_regex=path_regex,
                                 max_in_a_row=max_in_a_row)
 
-    def set_rate_limit(self, limit: int, window_seconds: float = 1.0, reset_style: str = "epoch") -> None:
-        self.limiter = RateLimiter(limit=limit, window_seconds=window_seconds, reset_style=reset_style)
+    def set_rate_limit(self, limit: int, window_seconds: float = 1.0, reset_style: str = "epoch",
+                       endpoint_limits: Optional[Dict[str, int]] = None) -> None:
+        """`limit` requests per `window_seconds` per key: over every endpoint at once, or, with `endpoint_limits`
+        ({"GET /v3/messages": 6, …}; faults.REALISTIC_LIMITS), per endpoint, `limit` for the others."""
+        self.limiter = RateLimiter(limit=limit, window_seconds=window_seconds, reset_style=reset_style,
+                                   endpoint_limits=endpoint_limits)
+
+    def endpoint_of(self, method: str, path: str) -> str:
+        """The endpoint a request is limited under: its method and its route's path, each id the route captures
+        written `{id}` ("GET /v3/templates/{id}"); a captured lowercase word is kept, since a route may serve
+        several endpoints (`/v3/suppression/(bounces|blocks|…)`)."""
+        for route in self.routes:
+            found = route.pattern.match(path) if route.method == method else None
+            if found:
+                parts, end = [], 0
+                for index in range(1, (found.lastindex or 0) + 1):
+                    start, stop = found.span(index)
+                    if start < 0 or _WORD.fullmatch(found.group(index)):
+                        continue
+                    parts += [path[end:start], "{id}"]
+                    end = stop
+                return f"{method} {''.join(parts) + path[end:]}"
+        return f"{method} {path}"
 
     def stats(self) -> Dict[str, Any]:
         with self._counter_lock:
             counters = dict(self.counters)
-        return {"counters": counters, "faults": dict(self.faults.injected), "rate_limited": self.limiter.rejected}
+        return {"counters": counters, "faults": dict(self.faults.injected), "rate_limited": self.limiter.rejected,
+                "rate_limited_by_endpoint": dict(self.limiter.rejected_by_endpoint)}
 
     def count(self, name: str) -> None:
         with self._counter_lock:
@@ -153,7 +177,8 @@ class Emulator:
             return error(*self.refused_keys[key])
         if key not in self.keys:
             return error(401, _BAD_KEY)
-        allowed, limit_headers = self.limiter.take(key)
+        endpoint = self.endpoint_of(request.method, request.path) if self.limiter.endpoint_limits is not None else ""
+        allowed, limit_headers = self.limiter.take(key, endpoint)
         if not allowed:
             response = error(429, "too many requests")
             response.headers.update(limit_headers)
