@@ -11,7 +11,7 @@ Workers are threads, or, when the command line writes the output (`SerializedLin
 fork, processes: records are parsed, fitted and serialised in the worker that read them, on every core,
 instead of taking turns for one interpreter. Against SendGrid most of a page's time is spent waiting for
 the network, which either kind overlaps. The rate-limit budget and request counts every stream shares
-(errors.RequestStats) are moved to shared memory before the processes fork, so they stay one budget; their
+(budget.RequestStats) are moved to shared memory before the processes fork, so they stay one budget; their
 locks are ones a worker killed while holding them cannot keep (shared_lock). A worker that dies fails only
 the stream it was reading.
 """
