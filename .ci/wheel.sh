@@ -61,7 +61,7 @@ PY="${PYTHON:-python3}"
 say "installed into a clean venv in $(( SECONDS - install_started ))s"
 
 # --- run the installed command against the emulator ---------------------------------------------------
-"$VENV/bin/python" -m integration_tests.emulator --port 0 --size 5 --seed 7 >"$WORK/emulator.out" 2>"$WORK/emulator.err" &
+"$VENV/bin/python" -m sendgrid_emulator --port 0 --size 5 --seed 7 >"$WORK/emulator.out" 2>"$WORK/emulator.err" &
 emulator_pid=$!
 for _ in $(seq 100); do
   [ -s "$WORK/emulator.out" ] && break

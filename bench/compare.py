@@ -33,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
 
 OFFICIAL_VENV = BENCH / ".venv-official"
 OFFICIAL_PACKAGE = "airbyte-source-sendgrid==1.1.5"

@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
-from integration_tests.harness import catalog_for  # noqa: E402
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
+from sendgrid_emulator.harness import catalog_for  # noqa: E402
 
 LISTS = ["bounces", "blocks", "spam_reports", "invalid_emails", "global_suppressions"]
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(BENCH))
 
 from compare import Run, configured_catalog, discover, read_output, run_process, write  # noqa: E402
 
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
 
 STREAMS = ("list_members", "segment_members")
 EXPORTS = "/v3/marketing/contacts/exports"

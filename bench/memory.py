@@ -31,7 +31,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
 from bench.compare import Run, _process_tree, _pss_kb, configured_catalog, discover, read_output, write  # noqa: E402
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
 
 START_DATE = "2009-01-01T00:00:00Z"
 SAMPLE_SECONDS = 0.05

@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
 from compare import configured_catalog, discover, ours_command, sync  # noqa: E402
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
-from integration_tests.emulator.faults import REALISTIC_DEFAULT_LIMIT, REALISTIC_LIMITS  # noqa: E402
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
+from sendgrid_emulator.faults import REALISTIC_DEFAULT_LIMIT, REALISTIC_LIMITS  # noqa: E402
 
 SUPPRESSIONS_AND_LEGACY = ["bounces", "blocks", "spam_reports", "invalid_emails", "global_suppressions", "legacy_contacts"]
 START_DATE = "2009-01-01T00:00:00Z"

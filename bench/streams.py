@@ -23,8 +23,8 @@ from typing import Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.compare import START_DATE, emulator_counts, request_total  # noqa: E402
-from integration_tests.emulator import Emulator  # noqa: E402
-from integration_tests.harness import catalog_for, config_for, run_cli  # noqa: E402
+from sendgrid_emulator import Emulator  # noqa: E402
+from sendgrid_emulator.harness import catalog_for, config_for, run_cli  # noqa: E402
 
 
 def read_one(emulator: Emulator, config: Dict, catalog: Dict, stream: str, state: Optional[List[Dict]] = None):

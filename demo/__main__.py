@@ -112,7 +112,7 @@ def _account(config_path: Optional[Path], size: int) -> Iterator[Tuple[Dict[str,
     if config_path is not None:
         yield json.loads(config_path.read_text()), None
         return
-    from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+    from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
 
     with Emulator(size=size) as emulator:
         print(f"SendGrid emulator on {emulator.url}, a seeded account of size {size}.", flush=True)

@@ -4,7 +4,7 @@ The acceptance tests (Airbyte's classic connector-acceptance-test suite, and the
 `test_standard_suite.py`) read a config from a file, so the emulator they run against has to be on a known
 address with known data: port `EMULATOR_PORT` on 127.0.0.1, seed `EMULATOR_SEED`, size `EMULATOR_SIZE`.
 
-    .venv/bin/python -m integration_tests.emulator --port 18765 --size 20 --seed 42   # for the classic suite
+    .venv/bin/python -m sendgrid_emulator --port 18765 --size 20 --seed 42   # for the classic suite
     .venv/bin/python -m integration_tests.acceptance --write   # regenerate the files after adding streams
 
 `--write` rewrites configured_catalog.json (every discovered stream, incremental where supported),
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
-from integration_tests.emulator import Emulator
+from sendgrid_emulator import Emulator
 
 HERE = Path(__file__).resolve().parent
 EMULATOR_PORT = 18765
@@ -71,7 +71,7 @@ def future(value: Any) -> Any:
 
 
 def write_files() -> None:
-    from integration_tests.harness import catalog_for, latest_states, read_in_process, records_of
+    from sendgrid_emulator.harness import catalog_for, latest_states, read_in_process, records_of
 
     config = load_json(CONFIG)
     with acceptance_emulator():

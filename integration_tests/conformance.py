@@ -11,7 +11,7 @@ import requests
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
 
 SPEC_PATH = Path(__file__).parent / "spec" / "openapi-read.json"
 # Engagement Quality is a product document of its own, not part of openapi-read.json.
@@ -30,7 +30,7 @@ def fetch_and_validate(emulator: Emulator, method: str, path: str, params: Optio
 
     The request is validated as if it had gone to SendGrid's server, since the spec names only its hosts.
     """
-    from integration_tests import secrets_guard
+    from sendgrid_emulator import secrets_guard
 
     secrets_guard.register_config({"api_base_url": emulator.url})
     response = requests.request(method, emulator.url + path, params=params, json=body,

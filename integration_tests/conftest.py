@@ -1,6 +1,6 @@
 import pytest
 
-from integration_tests.emulator import Emulator
+from sendgrid_emulator import Emulator
 
 
 @pytest.fixture
@@ -18,4 +18,4 @@ def shared_emulator():
 
 
 # Every test: no API key or subuser name in any output, and no key sent to a host other than the API host.
-from integration_tests.secrets_guard import no_secret_leaks, pytest_runtest_makereport  # noqa: E402,F401
+from sendgrid_emulator.secrets_guard import no_secret_leaks, pytest_runtest_makereport  # noqa: E402,F401

@@ -36,7 +36,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from integration_tests import cat_rules
 from integration_tests.acceptance import FUTURE
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
 from source_sendgrid import SourceSendgrid
 from source_sendgrid.streams import ALL_STREAMS
 

@@ -28,8 +28,8 @@ from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, discover
 
 from integration_tests import cat_rules
 from integration_tests.acceptance import CONFIG, EMULATOR_SEED, EMULATOR_SIZE, FUTURE_STATE, load_json
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, read_in_process, records_of, run_cli
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, read_in_process, records_of, run_cli
 from source_sendgrid import SourceSendgrid
 
 

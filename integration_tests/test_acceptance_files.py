@@ -17,7 +17,7 @@ from integration_tests.acceptance import (
     expected_records,
     load_json,
 )
-from integration_tests.harness import catalog_for, read_in_process, records_of, run_cli
+from sendgrid_emulator.harness import catalog_for, read_in_process, records_of, run_cli
 from integration_tests.acceptance import HERE
 
 ROOT = HERE.parent

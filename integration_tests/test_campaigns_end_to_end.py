@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, key_of, read_in_process, records_of, run_cli
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, key_of, read_in_process, records_of, run_cli
 
 
 def sorted_by_key(rows, primary_key):

@@ -14,8 +14,8 @@ import os
 import time
 from typing import Any, Dict, List, Mapping
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of, union_of
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of, union_of
 
 LISTS = ["bounces", "blocks", "spam_reports", "invalid_emails", "global_suppressions"]
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from airbyte_cdk.models import AirbyteMessageSerializer
 
-from integration_tests.harness import (
+from sendgrid_emulator.harness import (
     catalog_for,
     config_for,
     latest_states,

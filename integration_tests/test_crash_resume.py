@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import (
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import (
     CliRun,
     catalog_for,
     config_for,

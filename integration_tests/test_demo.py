@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
-from integration_tests.harness import REPO, catalog_for, config_for
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator.harness import REPO, catalog_for, config_for
 
 try:
     import airbyte  # noqa: F401 - the demo's dependency, from the `demo` extra

@@ -24,9 +24,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 import orjson
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.emulator.routing import Request
-from integration_tests.harness import REPO, catalog_for, config_for, connector_command, key_of, run_cli, write_json
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.routing import Request
+from sendgrid_emulator.harness import REPO, catalog_for, config_for, connector_command, key_of, run_cli, write_json
 
 # `KILL_SEEDS=20` kills at more random points.
 KILL_SEEDS = range(int(os.environ.get("KILL_SEEDS", "3")))

@@ -16,9 +16,9 @@ import requests
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator
 
-from integration_tests import secrets_guard
+from sendgrid_emulator import secrets_guard
 from integration_tests.conformance import SPEC_PATH, fetch_and_validate
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
 
 
 @pytest.fixture(scope="module")

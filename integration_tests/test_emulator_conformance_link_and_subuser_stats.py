@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from integration_tests.conformance import fetch_and_validate, validate
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
-from integration_tests.secrets_guard import register_config
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator.secrets_guard import register_config
 
 AUTH = {"Authorization": f"Bearer {FULL_ACCESS_KEY}"}
 SOME_UUID = "00000000-0000-4000-8000-000000000000"

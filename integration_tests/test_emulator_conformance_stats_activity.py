@@ -7,8 +7,8 @@ import requests
 from openapi_core.validation.response.exceptions import ResponseValidationError
 
 from integration_tests.conformance import fetch_and_validate, validate
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
-from integration_tests.secrets_guard import register_config
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator.secrets_guard import register_config
 
 AUTH = {"Authorization": f"Bearer {FULL_ACCESS_KEY}"}
 

@@ -5,7 +5,7 @@ import requests
 from openapi_core.validation.response.exceptions import ResponseValidationError
 
 from integration_tests.conformance import fetch_and_validate, validate
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import config_for, latest_states, read_in_process, records_of
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import config_for, latest_states, read_in_process, records_of
 from integration_tests.test_marketing_end_to_end import catalog, export_posts, warnings_of
 
 YEAR_2099 = 4070908800  # 2099-01-01T00:00:00Z

@@ -22,8 +22,8 @@ from typing import Any, Dict, List, Mapping
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import STATS_LINE, catalog_for, config_for, key_of, read_with_command_line, records_of, request_stats, run_cli
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import STATS_LINE, catalog_for, config_for, key_of, read_with_command_line, records_of, request_stats, run_cli
 from source_sendgrid.base import SendgridStream
 
 RATES = [0.01, 0.10, 0.30]
@@ -135,7 +135,7 @@ def test_fault_matrix_records_equal_the_truth(kind, rate, fast_backoff, monkeypa
 
 def test_the_fault_plan_caps_faults_in_a_row_per_request_and_counts_only_injected_ones():
     """The matrix's cap: a request is faulted at most `max_in_a_row` times running, then answered."""
-    from integration_tests.emulator.faults import FaultPlan
+    from sendgrid_emulator.faults import FaultPlan
 
     plan = FaultPlan(rates={"500": 1.0}, max_in_a_row=2)
     page_one = [plan.draw("/v3/bounces", "GET /v3/bounces?offset=0") for _ in range(6)]

@@ -4,9 +4,9 @@ either Marketing Campaigns vintage, and the `on-behalf-of` header only where the
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.emulator.families import FAMILIES
-from integration_tests.harness import (
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.families import FAMILIES
+from sendgrid_emulator.harness import (
     catalog_for,
     config_for,
     key_of,

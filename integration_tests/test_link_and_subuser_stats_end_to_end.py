@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of
 
 LINK_STREAMS = {
     "singlesend_link_stats": ["singlesend_id", "url", "url_location", "ab_variation", "ab_phase"],

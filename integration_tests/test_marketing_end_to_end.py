@@ -6,8 +6,8 @@ import time
 import pytest
 from airbyte_cdk.models import SyncMode
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import (
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import (
     config_for,
     key_of,
     latest_states,
@@ -105,7 +105,7 @@ def test_full_refresh_of_every_marketing_stream_equals_ground_truth_and_shares_o
 def test_every_file_shape_gives_the_same_contacts(emulator, settings, monkeypatch):
     if "json_style" in settings:
         # The connector asks for CSV; make the emulator answer JSON anyway, as a format change would.
-        from integration_tests.emulator.families import marketing as family
+        from sendgrid_emulator.families import marketing as family
         original = family._export_file
         monkeypatch.setattr(family, "_export_file", lambda contacts, _type, *rest: original(contacts, "json", *rest))
     emulator.mutate("marketing", "export_settings", **settings)

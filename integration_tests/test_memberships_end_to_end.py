@@ -9,10 +9,10 @@ import pytest
 import requests
 
 from integration_tests.conformance import SPEC_PATH, fetch_and_validate
-from integration_tests.emulator import Emulator
-from integration_tests.emulator.server import FULL_ACCESS_KEY
-from integration_tests.harness import catalog_for, config_for, key_of, read_in_process, records_of, run_cli
-from integration_tests.secrets_guard import register_config
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.server import FULL_ACCESS_KEY
+from sendgrid_emulator.harness import catalog_for, config_for, key_of, read_in_process, records_of, run_cli
+from sendgrid_emulator.secrets_guard import register_config
 
 STREAMS = {"contacts": ["id"], "list_members": ["list_id", "contact_id"], "segment_members": ["segment_id", "contact_id"]}
 MEMBER_STREAMS = {name: STREAMS[name] for name in ("list_members", "segment_members")}

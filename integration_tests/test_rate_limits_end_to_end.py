@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, read_with_command_line, records_of
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, read_with_command_line, records_of
 
 SUPPRESSION_STREAMS = ["bounces", "blocks", "spam_reports", "invalid_emails", "global_suppressions",
                        "suppression_groups", "suppression_group_members"]

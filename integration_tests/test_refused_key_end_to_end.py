@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, run_cli
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, run_cli
 
 UNKNOWN_KEY = "SG.a-key-this-account-never-had"
 UNUSABLE_KEY = "SG.a-key-sendgrid-cannot-take-from-the-header"

@@ -7,9 +7,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from integration_tests import secrets_guard
-from integration_tests.emulator import FULL_ACCESS_KEY
-from integration_tests.harness import catalog_for, config_for, read_in_process, run_cli
+from sendgrid_emulator import secrets_guard
+from sendgrid_emulator import FULL_ACCESS_KEY
+from sendgrid_emulator.harness import catalog_for, config_for, read_in_process, run_cli
 
 SUBUSER = "secret-subuser-name-42"
 

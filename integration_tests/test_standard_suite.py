@@ -19,7 +19,7 @@ from airbyte_cdk.test.standard_tests import SourceTestSuiteBase
 from airbyte_cdk.test.standard_tests.pytest_hooks import pytest_generate_tests  # noqa: F401 - parametrizes `scenario`
 from boltons.typeutils import classproperty
 
-from integration_tests import secrets_guard
+from sendgrid_emulator import secrets_guard
 from integration_tests.acceptance import CONFIG, INVALID_CONFIG, acceptance_emulator, load_json
 from source_sendgrid import SourceSendgrid
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, key_of, latest_states, read_in_process, records_of
 
 STATS_STREAMS = {
     "global_stats": ["date"],

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from integration_tests.harness import (
+from sendgrid_emulator.harness import (
     catalog_for,
     config_for,
     key_of,

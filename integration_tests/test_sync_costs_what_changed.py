@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, latest_states, read_in_process, records_of
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, latest_states, read_in_process, records_of
 
 STREAMS = ["templates", "template_versions", "singlesends"]
 TEMPLATE_DETAIL = re.compile(r"^/v3/templates/[^/]+$")

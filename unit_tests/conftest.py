@@ -23,4 +23,4 @@ def frozen_now(monkeypatch):
 
 
 # Every test: no API key or subuser name in any output, and no key sent to a host other than the API host.
-from integration_tests.secrets_guard import no_secret_leaks, pytest_runtest_makereport  # noqa: E402,F401
+from sendgrid_emulator.secrets_guard import no_secret_leaks, pytest_runtest_makereport  # noqa: E402,F401

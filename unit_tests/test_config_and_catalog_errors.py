@@ -12,8 +12,8 @@ from typing import Any, List
 
 import pytest
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import REPO, catalog_for, config_for, run_cli
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import REPO, catalog_for, config_for, run_cli
 
 GENERIC_CRASH = "Something went wrong in the connector"
 

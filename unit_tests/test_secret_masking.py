@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Mapping, Optional
 import pytest
 from airbyte_cdk.test.mock_http import HttpMocker
 
-from integration_tests.emulator import Emulator
-from integration_tests.harness import catalog_for, config_for, run_cli
+from sendgrid_emulator import Emulator
+from sendgrid_emulator.harness import catalog_for, config_for, run_cli
 from source_sendgrid import SourceSendgrid
 from source_sendgrid.run import SendgridEntrypoint
 from unit_tests.builders import API_KEY, api_request, config, error_response, scopes_request, scopes_response

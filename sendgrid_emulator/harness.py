@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer, SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, discover, read
 
-from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+from sendgrid_emulator.server import FULL_ACCESS_KEY, Emulator
 from source_sendgrid import SourceSendgrid
 
 REPO = Path(__file__).resolve().parents[1]

@@ -125,8 +125,8 @@ def _wrap_send(send):
 @pytest.fixture(autouse=True)
 def no_secret_leaks(monkeypatch):
     """Watch the connector's output and requests during the test; fail it if a secret got out."""
-    from integration_tests import harness
-    from integration_tests.emulator import FULL_ACCESS_KEY, Emulator
+    from sendgrid_emulator import harness
+    from sendgrid_emulator import FULL_ACCESS_KEY, Emulator
 
     _leaks.clear()
     _requests.clear()

@@ -1,4 +1,4 @@
-"""Run the emulator: `python -m integration_tests.emulator --port 8765 --size 1000`."""
+"""Run the emulator: `python -m sendgrid_emulator --port 8765 --size 1000`."""
 
 from __future__ import annotations
 
