@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -97,3 +99,15 @@ class Routes:
             return handler
 
         return register
+
+
+def write_body(handler: Any, payload: bytes, truncate: bool) -> None:
+    """Write a response body after its headers; `truncate` sends half of it and cuts the connection, as a
+    dropped transfer does (the client sees a body shorter than its Content-Length)."""
+    if not truncate:
+        handler.wfile.write(payload)
+        return
+    handler.wfile.write(payload[: len(payload) // 2])
+    handler.wfile.flush()
+    handler.close_connection = True
+    handler.connection.shutdown(socket.SHUT_RDWR)

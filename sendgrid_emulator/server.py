@@ -20,7 +20,7 @@ import orjson
 from .account import Account
 from .faults import FaultPlan, RateLimiter
 from .families import FAMILIES
-from .routing import BadRequest, Request, Response, Route, error
+from .routing import BadRequest, Request, Response, Route, error, write_body
 
 FULL_ACCESS_KEY = "SG.emulator-full-access-key"
 # Scopes every key has, whatever else it was given.
@@ -310,13 +310,7 @@ def _handler_for(emulator: Emulator) -> type:
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            if truncate:
-                self.wfile.write(payload[: len(payload) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            self.wfile.write(payload)
+            write_body(self, payload, truncate)
 
     return Handler
 

@@ -32,7 +32,7 @@ import orjson
 
 from ..account import SEED_END, SEED_START, Account
 from ..paging import page_token_page
-from ..routing import BadRequest, Request, Response, Routes, error
+from ..routing import BadRequest, Request, Response, Routes, error, write_body
 
 FAMILY = "marketing"
 PRODUCT = "new_mc"
@@ -704,13 +704,7 @@ def _download_handler(emulator: Any) -> type:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            if truncate:
-                self.wfile.write(payload[: len(payload) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            self.wfile.write(payload)
+            write_body(self, payload, truncate)
 
     return Downloads
 
