@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC
-from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Type
+from datetime import datetime
+from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
-from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
+from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http import HttpStream
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -25,7 +25,7 @@ from .pagination import Pager, SinglePage
 from .schema_conform import compile_record_fitter
 from .scopes import ScopeGate
 from .streamed import CHUNK_BYTES, ArrayBlocks, BrokenAnswer, NotAnArray
-from .windows import EPOCH, CappedCursor, format_time, parse_time, record_time, state_cursor, utc_now, windows
+from .windows import format_time, state_cursor, utc_now
 
 logger = logging.getLogger("airbyte")
 
@@ -65,10 +65,6 @@ def _json_kind(body: Any) -> str:
     return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(body), "something else")
 
 
-# The slice key that marks a windowed read's last window.
-CLOSES_READ = "closes_read"
-# A window after an empty one doubles, up to this many times `window_days`.
-MAX_WINDOW_GROWTH = 32
 # A run of empty pages this long means the server is not moving forward.
 MAX_EMPTY_PAGES_IN_A_ROW = 100
 # Records handed over at once by a stream whose records do not come in pages (see in_pages).
@@ -468,229 +464,11 @@ class SendgridStream(HttpStream, ABC):
         return cursor
 
 
-class SendgridSubStream(SendgridStream, ABC):
-    """An endpoint read once per record of a `parent` stream (a list's members, a template's versions).
+def __getattr__(name: str) -> Any:
+    # streams/activity.py still imports these two from here (it is being changed on another branch); they
+    # live in incremental.py. Drop this once it imports them from there.
+    if name in ("CLOSES_READ", "WindowedStream"):
+        from . import incremental
 
-    Each slice carries the parent's key(s) named in `parent_keys` (parent field -> slice and record field),
-    the path template can use them, and every record gets them, so a member's key includes its parent.
-    A parent deleted between listing it and reading its members answers 404: read as no members. A parent
-    listed in several rows (a stats endpoint's one row per A/B variation) is read once.
-    """
-
-    parent: Type[SendgridStream]
-    parent_keys: Mapping[str, str] = {"id": "parent_id"}
-    not_found_is_empty = True
-
-    def stream_slices(
-        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
-    ) -> Iterable[Optional[Mapping[str, Any]]]:
-        for record in self.parent_records():
-            yield self.parent_slice(record)
-
-    def parent_records(self) -> Iterable[Mapping[str, Any]]:
-        """Every record of the parent stream (read whole), each parent once, or none when this stream or its
-        parent cannot be read."""
-        parent = self.parent(self._config, self._scope_gate, self._stats)
-        parent_reason = parent.unavailable_reason()
-        reason = self.unavailable_reason() or (parent_reason and f"its parent stream {parent.name} cannot be read: {parent_reason}")
-        if reason:
-            self._skip(reason)
-            return
-        seen = set()
-        for parent_slice in parent.stream_slices(sync_mode=SyncMode.full_refresh):
-            for record in parent.read_records(SyncMode.full_refresh, stream_slice=parent_slice):
-                # A parent listed in several rows (an A/B single send's stats) is read once.
-                key = tuple(repr(value) for value in self.parent_slice(record).values())
-                if key not in seen:
-                    seen.add(key)
-                    yield record
-        if parent.skipped:
-            self._skip(f"its parent stream {parent.name} could not be read")
-
-    def parent_slice(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {slice_key: record.get(field) for field, slice_key in self.parent_keys.items()}
-
-    def slice_fields(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {key: stream_slice.get(key) for key in self.parent_keys.values()}
-
-
-class ChangedParentsSubStream(SendgridSubStream, CheckpointMixin, ABC):
-    """A substream whose parent's list says when each parent last changed (`parent_changed_at`): an incremental
-    sync reads the children of only the parents changed after the state minus the lookback, so a sync costs
-    what changed. The state is the newest change seen (capped at the sync's start), saved once the last
-    changed parent's children were read; a sync killed before that reads the same parents again."""
-
-    def parent_changed_at(self, record: Mapping[str, Any]) -> Optional[str]:
-        """When the parent or any child it lists last changed, as record-format text; None if it does not say
-        (then its children are read)."""
-        return record_time(record.get(self.cursor_field))
-
-    def stream_slices(
-        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
-    ) -> Iterable[Optional[Mapping[str, Any]]]:
-        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
-        threshold = format_time(cursor - self._config.lookback) if cursor else None
-        newest = CappedCursor(format_time(cursor) if cursor else None, utc_now())
-        held: Optional[Mapping[str, Any]] = None  # each changed parent's slice waits for the next: the last one saves the state
-        for record in self.parent_records():
-            changed = self.parent_changed_at(record)
-            newest.see(changed)
-            if threshold is None or changed is None or changed > threshold:
-                if held is not None:
-                    yield held
-                held = self.parent_slice(record)
-        warning = newest.future_warning(self.name)
-        if warning:
-            self.logger.warning(warning)
-        if held is not None:
-            yield {**held, "state_after": newest.value}
-
-    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        if stream_slice.get("state_after"):
-            self.state = {self.cursor_field: stream_slice["state_after"]}
-
-
-class CheckpointsAfterRecords(CheckpointMixin):
-    """For a stream whose state moves after each slice: a read without a state checkpoints nothing until a
-    slice emitted a record or its last slice (marked CLOSES_READ) was read. Every checkpoint then lies after a
-    record, so a read resumed from any of them reads less than the whole stream (Airbyte's sequential-slices
-    check samples them). A sync killed before its first record starts over: nothing is lost; the empty slices
-    are asked again. A stream instance reads once."""
-
-    # Whether this read has emitted a record yet (set by read_records, for may_checkpoint).
-    _emitted_records = False
-    _state: MutableMapping[str, Any]
-
-    @property
-    def state(self) -> Optional[MutableMapping[str, Any]]:
-        # None rather than {} while there is no checkpoint: the CDK then emits no state message after a slice.
-        return self._state or None
-
-    @state.setter
-    def state(self, value: Optional[MutableMapping[str, Any]]) -> None:
-        self._state = dict(value or {})
-
-    def read_records(
-        self,
-        sync_mode: SyncMode,
-        cursor_field: Optional[List[str]] = None,
-        stream_slice: Optional[Mapping[str, Any]] = None,
-        stream_state: Optional[Mapping[str, Any]] = None,
-    ) -> Iterable[StreamData]:
-        for record in super().read_records(sync_mode, cursor_field, stream_slice, stream_state):
-            self._emitted_records = True
-            yield record
-
-    def may_checkpoint(self, stream_slice: Mapping[str, Any]) -> bool:
-        """Whether the state may move past this slice, now that it was read."""
-        return bool(self.state or self._emitted_records or stream_slice.get(CLOSES_READ))
-
-
-class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
-    """Incremental by time window: reads [cursor - lookback, now] in windows of `window_days` and moves
-    the state to a window's end only after all its pages were read, so a killed sync resumes losslessly.
-    With growing windows, the empty years before an account's first record are a few requests."""
-
-    cursor_field: str = "created"
-    # Query parameter names of the window's inclusive bounds, and how the API wants them written.
-    window_params: Tuple[str, str] = ("start_time", "end_time")
-    # The API's time granularity: whole seconds, or whole days for endpoints filtered by date.
-    window_resolution: timedelta = timedelta(seconds=1)
-    # Incremental syncs re-read at least this much before the cursor, whatever `lookback_days` says
-    # (for data that keeps changing after the fact, like daily counters).
-    min_lookback: timedelta = timedelta(0)
-    # The API keeps only this much history: a read never asks for anything older.
-    retention: Optional[timedelta] = None
-    # Windows after an empty window grow (fewer requests over empty years); state semantics are unchanged.
-    grow_empty_windows: bool = False
-
-    def stream_slices(
-        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
-    ) -> Iterable[Optional[Mapping[str, Any]]]:
-        now = utc_now()
-        start = self._config.start_date
-        if self.retention is not None:
-            start = max(start, now - self.retention)
-        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
-        if cursor is not None and cursor >= now:
-            return  # nothing newer than the state can exist yet; the state stays as it is
-        if cursor is not None:
-            # The window ending at the cursor was read whole: go on from the next second, minus the lookback.
-            start = max(start, cursor + self.window_resolution - max(self._config.lookback, self.min_lookback))
-        start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
-        # End a second ago: a record stamped with the current second may still be on its way in.
-        end = now - timedelta(seconds=1)
-        if self.grow_empty_windows:
-            yield from self._growing_windows(start, end)
-            return
-        for window in windows(start, end, self._config.window, self.window_resolution):
-            yield self._window_slice(window.start, window.end, end)
-
-    def _window_slice(self, start: datetime, window_end: datetime, read_end: datetime) -> Mapping[str, Any]:
-        window = {"window_start": self.format_window_bound(start), "window_end": self.format_window_bound(window_end)}
-        return {**window, CLOSES_READ: True} if window_end >= read_end else window
-
-    def _growing_windows(self, start: datetime, end: datetime) -> Iterable[Mapping[str, Any]]:
-        """Consecutive windows covering [start, end] like `windows`, but a window after an empty one is
-        twice as long (up to MAX_WINDOW_GROWTH times `window_days`): years before an account's first
-        record cost a few requests, not one per window. A window with records sets the size back."""
-        step = self._config.window
-        current = start
-        while current <= end:
-            window_end = min(current + step - self.window_resolution, end)
-            self._records_in_window = 0
-            yield self._window_slice(current, window_end, end)
-            current = window_end + self.window_resolution
-            step = min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
-
-    def format_window_bound(self, moment: datetime) -> Any:
-        """A window bound as the API's parameters write it: epoch seconds unless the endpoint says otherwise."""
-        return int(moment.timestamp())
-
-    def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
-        low, high = self.window_params
-        return {low: stream_slice["window_start"], high: stream_slice["window_end"]}
-
-    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        if not self.may_checkpoint(stream_slice):
-            return
-        window_end = parse_time(stream_slice["window_end"])
-        current = parse_time((self.state or {}).get(self.cursor_field))
-        if current is None or window_end > current:
-            self.state = {self.cursor_field: format_time(window_end)}
-
-
-class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
-    """Incremental where the API has no time filter: read everything, emit only records whose cursor is
-    newer than the state minus the lookback, and advance the state once the whole read is done."""
-
-    cursor_field: str = "updated_at"
-
-    def read_records(
-        self,
-        sync_mode: SyncMode,
-        cursor_field: Optional[List[str]] = None,
-        stream_slice: Optional[Mapping[str, Any]] = None,
-        stream_state: Optional[Mapping[str, Any]] = None,
-    ) -> Iterable[StreamData]:
-        # Moments are compared as record-format text ("2024-01-31T12:00:00Z"), whose order is time order.
-        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
-        self._threshold = format_time(cursor - self._config.lookback) if cursor else None
-        self._newest = CappedCursor(format_time(cursor) if cursor else None, utc_now())
-        yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
-
-    def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
-        emitted = []
-        for record in super().records_from(api_records, stream_slice):
-            moment = record_time(record.get(self.cursor_field))  # None: not a time, emitted but not a cursor
-            self._newest.see(moment)
-            if self._threshold is None or moment is None or moment > self._threshold:
-                emitted.append(record)
-        return emitted
-
-    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        warning = self._newest.future_warning(self.name)
-        if warning:
-            self.logger.warning(warning)
-        if self._newest.value is not None:
-            self.state = {self.cursor_field: self._newest.value}
+        return getattr(incremental, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,9 @@ from typing import Any, Mapping, Optional
 
 import requests
 
-from ..base import ClientFilteredStream, SendgridStream, SendgridSubStream
+from ..base import SendgridStream
+from ..incremental import ClientFilteredStream
+from ..substreams import SendgridSubStream
 from ..not_found import HarmlessNotFound, request_page
 from ..pagination import OffsetPager, PageNumberPager
 from ..windows import normalize_time

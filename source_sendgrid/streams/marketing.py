@@ -14,7 +14,9 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .. import cdk_seam
-from ..base import ClientFilteredStream, SendgridStream, SendgridSubStream
+from ..base import SendgridStream
+from ..incremental import ClientFilteredStream
+from ..substreams import SendgridSubStream
 from ..errors import response_body
 from ..not_found import HarmlessNotFound, request_path
 from ..pagination import PageTokenPager

@@ -14,7 +14,8 @@ from typing import Any, Iterable, List, Mapping, Optional
 
 from airbyte_cdk.models import SyncMode
 
-from ..base import CLOSES_READ, CheckpointsAfterRecords, SendgridStream
+from ..base import SendgridStream
+from ..incremental import CLOSES_READ, CheckpointsAfterRecords
 from ..pagination import OffsetPager, SinglePage
 from ..windows import format_time, parse_time, utc_now
 from .account import Subusers
