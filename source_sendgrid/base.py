@@ -25,7 +25,7 @@ from .pagination import Pager, SinglePage
 from .schema_conform import compile_record_fitter
 from .scopes import ScopeGate
 from .streamed import CHUNK_BYTES, ArrayBlocks, BrokenAnswer, NotAnArray
-from .windows import format_time, state_cursor, utc_now
+from .windows import ChangedSince, format_time, state_cursor, utc_now
 
 logger = logging.getLogger("airbyte")
 
@@ -462,6 +462,16 @@ class SendgridStream(HttpStream, ABC):
                                 "nothing newer can be read until then and the state stays as it is. If a record "
                                 "dated in the future put it there, reset this stream.")
         return cursor
+
+    def _changed_since(self, sync_mode: SyncMode) -> ChangedSince:
+        """For a read that filters on the client: what changed since the state's cursor (a full refresh: all)."""
+        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
+        return ChangedSince(cursor, self._config.lookback, utc_now())
+
+    def _warn_of_future_records(self, since: ChangedSince) -> None:
+        warning = since.newest.future_warning(self.name)
+        if warning:
+            self.logger.warning(warning)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
 
 from .base import SendgridStream
 from .substreams import SendgridSubStream
-from .windows import EPOCH, CappedCursor, format_time, parse_time, record_time, utc_now, windows
+from .windows import EPOCH, format_time, parse_time, record_time, utc_now, windows
 
 # The slice key that marks a windowed read's last window.
 CLOSES_READ = "closes_read"
@@ -35,22 +35,16 @@ class ChangedParentsSubStream(SendgridSubStream, CheckpointMixin, ABC):
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
     ) -> Iterable[Optional[Mapping[str, Any]]]:
-        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
-        threshold = format_time(cursor - self._config.lookback) if cursor else None
-        newest = CappedCursor(format_time(cursor) if cursor else None, utc_now())
+        since = self._changed_since(sync_mode)
         held: Optional[Mapping[str, Any]] = None  # each changed parent's slice waits for the next: the last one saves the state
         for record in self.parent_records():
-            changed = self.parent_changed_at(record)
-            newest.see(changed)
-            if threshold is None or changed is None or changed > threshold:
+            if since.is_changed(self.parent_changed_at(record)):
                 if held is not None:
                     yield held
                 held = self.parent_slice(record)
-        warning = newest.future_warning(self.name)
-        if warning:
-            self.logger.warning(warning)
+        self._warn_of_future_records(since)
         if held is not None:
-            yield {**held, "state_after": newest.value}
+            yield {**held, "state_after": since.newest.value}
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
         if stream_slice.get("state_after"):
@@ -127,28 +121,17 @@ class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
         start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
         # End a second ago: a record stamped with the current second may still be on its way in.
         end = now - timedelta(seconds=1)
-        if self.grow_empty_windows:
-            yield from self._growing_windows(start, end)
-            return
-        for window in windows(start, end, self._config.window, self.window_resolution):
-            yield self._window_slice(window.start, window.end, end)
-
-    def _window_slice(self, start: datetime, window_end: datetime, read_end: datetime) -> Mapping[str, Any]:
-        window = {"window_start": self.format_window_bound(start), "window_end": self.format_window_bound(window_end)}
-        return {**window, CLOSES_READ: True} if window_end >= read_end else window
-
-    def _growing_windows(self, start: datetime, end: datetime) -> Iterable[Mapping[str, Any]]:
-        """Consecutive windows covering [start, end] like `windows`, but a window after an empty one is
-        twice as long (up to MAX_WINDOW_GROWTH times `window_days`): years before an account's first
-        record cost a few requests, not one per window. A window with records sets the size back."""
-        step = self._config.window
-        current = start
-        while current <= end:
-            window_end = min(current + step - self.window_resolution, end)
+        next_step = self._grown_after_empty if self.grow_empty_windows else None
+        for window in windows(start, end, self._config.window, self.window_resolution, next_step):
             self._records_in_window = 0
-            yield self._window_slice(current, window_end, end)
-            current = window_end + self.window_resolution
-            step = min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
+            bounds = {"window_start": self.format_window_bound(window.start), "window_end": self.format_window_bound(window.end)}
+            yield {**bounds, CLOSES_READ: True} if window.end >= end else bounds
+
+    def _grown_after_empty(self, step: timedelta) -> timedelta:
+        """The next window's length: a window after an empty one is twice as long (up to MAX_WINDOW_GROWTH
+        times `window_days`), so years before an account's first record cost a few requests, not one per
+        window. A window with records sets the size back."""
+        return min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
 
     def format_window_bound(self, moment: datetime) -> Any:
         """A window bound as the API's parameters write it: epoch seconds unless the endpoint says otherwise."""
@@ -180,24 +163,18 @@ class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[StreamData]:
-        # Moments are compared as record-format text ("2024-01-31T12:00:00Z"), whose order is time order.
-        cursor = self._state_cursor() if sync_mode == SyncMode.incremental else None
-        self._threshold = format_time(cursor - self._config.lookback) if cursor else None
-        self._newest = CappedCursor(format_time(cursor) if cursor else None, utc_now())
+        self._since = self._changed_since(sync_mode)
         yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
 
     def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
         emitted = []
         for record in super().records_from(api_records, stream_slice):
             moment = record_time(record.get(self.cursor_field))  # None: not a time, emitted but not a cursor
-            self._newest.see(moment)
-            if self._threshold is None or moment is None or moment > self._threshold:
+            if self._since.is_changed(moment):
                 emitted.append(record)
         return emitted
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        warning = self._newest.future_warning(self.name)
-        if warning:
-            self.logger.warning(warning)
-        if self._newest.value is not None:
-            self.state = {self.cursor_field: self._newest.value}
+        self._warn_of_future_records(self._since)
+        if self._since.newest.value is not None:
+            self.state = {self.cursor_field: self._since.newest.value}
