@@ -86,6 +86,12 @@ class CheckpointsAfterRecords(CheckpointMixin):
         """Whether the state may move past this slice, now that it was read."""
         return bool(self.state or self._emitted_records or stream_slice.get(CLOSES_READ))
 
+    def advance_state_to(self, moment: datetime) -> None:
+        """Moves the state's cursor to `moment`, never back."""
+        current = parse_time((self.state or {}).get(self.cursor_field))
+        if current is None or moment > current:
+            self.state = {self.cursor_field: format_time(moment)}
+
 
 class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
     """Incremental by time window: reads [cursor - lookback, now] in windows of `window_days` and moves
@@ -144,10 +150,7 @@ class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
         if not self.may_checkpoint(stream_slice):
             return
-        window_end = parse_time(stream_slice["window_end"])
-        current = parse_time((self.state or {}).get(self.cursor_field))
-        if current is None or window_end > current:
-            self.state = {self.cursor_field: format_time(window_end)}
+        self.advance_state_to(parse_time(stream_slice["window_end"]))
 
 
 class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
