@@ -13,6 +13,7 @@ import requests
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http import HttpStream
+from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -20,6 +21,7 @@ from . import cdk_seam
 from .config import SendgridConfig
 from .errors import (MAX_RETRIES, RequestStats, SendgridBackoff, SendgridErrorHandler, TooDeepJson, is_missing_scope,
                      response_body)
+from .not_found import NotFoundOnlyFor
 from .output import page_lines
 from .pagination import Pager, SinglePage
 from .schema_conform import compile_record_fitter
@@ -155,14 +157,23 @@ class SendgridStream(HttpStream, ABC):
     def request_kwargs(self, **kwargs: Any) -> Mapping[str, Any]:
         return {"timeout": self.request_timeout, "stream": True} if self.streams_its_answer else {"timeout": self.request_timeout}
 
-    def get_error_handler(self) -> SendgridErrorHandler:
-        return self.error_handler_class(
-            stream_name=self.name,
-            not_found_is_empty=self.not_found_is_empty or self.pager.ends_on_not_found,
-            stats=self._stats,
-            # A streamed answer's body is checked as it is read (_streamed_records), not read whole first.
-            expects_json=not self.streams_its_answer,
-        )
+    def is_harmless_not_found(self, request: requests.PreparedRequest) -> bool:
+        """Whether a 404 to this request means "no records here" rather than an error: when the endpoint says
+        so (not_found_is_empty) or its pager ends on one. A stream whose 404s are harmless on some requests
+        only (a detail call, a page past the first) narrows it; every other 404 fails the stream."""
+        return self.not_found_is_empty or self.pager.ends_on_not_found
+
+    def get_error_handler(self) -> ErrorHandler:
+        def handler(not_found_is_empty: bool) -> SendgridErrorHandler:
+            return self.error_handler_class(
+                stream_name=self.name,
+                not_found_is_empty=not_found_is_empty,
+                stats=self._stats,
+                # A streamed answer's body is checked as it is read (_streamed_records), not read whole first.
+                expects_json=not self.streams_its_answer,
+            )
+
+        return NotFoundOnlyFor(self.is_harmless_not_found, lenient=handler(True), strict=handler(False))
 
     def get_backoff_strategy(self) -> SendgridBackoff:
         return SendgridBackoff()
