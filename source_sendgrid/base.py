@@ -77,38 +77,49 @@ class SendgridStream(HttpStream, ABC):
     """One SendGrid endpoint read with Bearer auth, the region's base URL, `on-behalf-of`, a timeout,
     our error policy and one pager."""
 
+    # --- the endpoint ---
+    # Its path; `{name}` parts are filled from the slice (a parent's id).
     path_template: str = ""
-    # Key(s) of the records in the response body, first present wins; None: the body is the list.
-    records_key: Optional[Tuple[str, ...]] = None
-    primary_key: Optional[Any] = "id"
+    # Query parameters sent on every page of this endpoint (e.g. a filter the API defaults too narrowly).
+    static_params: Mapping[str, Any] = {}
+    # How its pages follow each other (pagination.py); one page by default.
     pager: Pager = SinglePage()
+
+    # --- who may read it ---
     # Every scope the key needs for this stream (names as /v3/scopes returns them).
     required_scopes: Tuple[str, ...] = ()
     # The spec declares `on-behalf-of` for this endpoint.
     accepts_subuser: bool = True
     # The spec lists only https://api.sendgrid.com for this endpoint (ENDPOINTS.md §0).
     us_only: bool = False
+
+    # --- what an answer holds ---
+    # Key(s) of the records in the response body, first present wins; None: the body is the list.
+    records_key: Optional[Tuple[str, ...]] = None
+    # The field(s) that identify a record; a record without them is dropped, with a warning.
+    primary_key: Optional[Any] = "id"
     # Records are JSON objects checked against the stream's schema (False: e.g. /v3/scopes, a list of strings).
     records_are_objects: bool = True
-    # A 404 means "nothing here" (e.g. a parent deleted mid-sync) rather than an error.
+    # A 404 means "nothing here" (e.g. a parent deleted mid-sync) rather than an error (see is_harmless_not_found).
     not_found_is_empty: bool = False
-    # Query parameters sent on every page of this endpoint (e.g. a filter the API defaults too narrowly).
-    static_params: Mapping[str, Any] = {}
-    # The stream waits for the server before its first record (an export job): a concurrent read starts
-    # it before the others, so the wait overlaps them.
-    slow_start: bool = False
+
+    # --- how it is read ---
+    # What each status code means for this endpoint (errors.py).
+    error_handler_class: type = SendgridErrorHandler
+    # (connect, read) seconds; a contacts export file is fetched elsewhere with its own timeout. Tests of read
+    # timeouts shorten it on this class (worker processes are forked, so they inherit it).
+    request_timeout: Tuple[float, float] = (10, 120)
     # The endpoint answers in one piece that can be long (every suppression group member at once): the answer,
     # a JSON array of the records (no records_key, one page), is read and its records handed over as it
     # arrives, a block at a time (see streamed.py).
     streams_its_answer: bool = False
-    error_handler_class: type = SendgridErrorHandler
+    # The stream waits for the server before its first record (an export job): a concurrent read starts
+    # it before the others, so the wait overlaps them.
+    slow_start: bool = False
     # Set by the source while it reads this stream for the command line: each page's records are handed
     # over as one block of record lines (output.page_lines) instead of one by one, which spares the CDK's
     # per-record loop. Parents read for their children's slices always get records.
     emit_pages_as_lines: bool = False
-    # (connect, read) seconds; a contacts export file is fetched elsewhere with its own timeout. Tests of read
-    # timeouts shorten it on this class (worker processes are forked, so they inherit it).
-    request_timeout: Tuple[float, float] = (10, 120)
 
     def __init__(self, config: SendgridConfig, scope_gate: ScopeGate, stats: RequestStats):
         self._config = config
