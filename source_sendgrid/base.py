@@ -1,5 +1,7 @@
-"""The base streams: everything a SendGrid endpoint has in common lives here, so a stream class only
-states facts about its endpoint (path, records key, key, scope, pager, cursor)."""
+"""The base stream: everything a SendGrid endpoint has in common lives here (requests, answers, records,
+skipping, the page-loop guard, answers read as they arrive), so a stream class only states facts about its
+endpoint (path, records key, key, scope, pager, cursor). How incremental streams move their state is in
+incremental.py, reading a stream once per parent record in substreams.py."""
 
 from __future__ import annotations
 
