@@ -130,7 +130,6 @@ class SendgridStream(HttpStream, ABC):
         self._seen_pages: set = set()
         self._last_page_fingerprint: Optional[tuple] = None
         self._empty_pages_in_a_row = 0
-        self._records_in_window = 0  # records the API sent in the current slice (for growing windows)
         self._skipped = False
         self._state: MutableMapping[str, Any] = {}
         # Every stream of a sync shares one rate-limit budget (stats.budget), read from SendGrid's headers.
@@ -203,7 +202,6 @@ class SendgridStream(HttpStream, ABC):
 
     def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
         """The records to emit from a page's (or a streamed answer's block's) records as SendGrid sent them."""
-        self._records_in_window += len(api_records)
         return self._conformed(api_records, stream_slice)
 
     def _conformed(self, records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:

@@ -110,6 +110,8 @@ class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
     retention: Optional[timedelta] = None
     # Windows after an empty window grow (fewer requests over empty years); state semantics are unchanged.
     grow_empty_windows: bool = False
+    # Records the API sent in the window being read: an empty one lets the next grow (_grown_after_empty).
+    _records_in_window = 0
 
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
@@ -138,6 +140,10 @@ class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
         times `window_days`), so years before an account's first record cost a few requests, not one per
         window. A window with records sets the size back."""
         return min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
+
+    def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+        self._records_in_window += len(api_records)
+        return super().records_from(api_records, stream_slice)
 
     def format_window_bound(self, moment: datetime) -> Any:
         """A window bound as the API's parameters write it: epoch seconds unless the endpoint says otherwise."""
