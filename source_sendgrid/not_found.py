@@ -1,15 +1,16 @@
-"""Streams where a 404 means "nothing here" for some of their requests only.
+"""What a 404 means: "nothing here" for the requests a stream's `is_harmless_not_found` accepts, an error
+for every other.
 
 A single send's detail answers 404 when the send was deleted after the list named it, and a legacy
 recipient page past the last one answers 404: both are harmless. The same 404 on the list itself (its
 first page) means something is wrong, and reading it as an empty stream would end the sync with
-exit 0 and no records. So a stream states which of its requests may answer 404 harmlessly, and every
-other 404 fails the stream with SendGrid's message, as errors.py reads any unexpected status.
+exit 0 and no records. So a stream states which of its requests may answer 404 harmlessly
+(SendgridStream.is_harmless_not_found), and every other 404 fails the stream with SendGrid's message, as
+errors.py reads any unexpected status.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import Callable, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,20 +41,6 @@ class NotFoundOnlyFor(ErrorHandler):
         if isinstance(response, requests.Response) and response.status_code == 404 and self._harmless(response.request):
             return self._lenient.interpret_response(response)
         return self._strict.interpret_response(response)
-
-
-class HarmlessNotFound(ABC):
-    """Mixin for a SendgridStream whose 404s are harmless only on the requests `is_harmless_not_found` accepts."""
-
-    @abstractmethod
-    def is_harmless_not_found(self, request: requests.PreparedRequest) -> bool:
-        """True when a 404 to this request means "no records here" rather than an error."""
-
-    def get_error_handler(self) -> ErrorHandler:
-        def handler(not_found_is_empty: bool) -> ErrorHandler:
-            return self.error_handler_class(stream_name=self.name, not_found_is_empty=not_found_is_empty, stats=self._stats)
-
-        return NotFoundOnlyFor(self.is_harmless_not_found, lenient=handler(True), strict=handler(False))
 
 
 def request_path(request: requests.PreparedRequest) -> str:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _RECORD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -22,13 +22,17 @@ class Window:
     end: datetime  # inclusive
 
 
-def windows(start: datetime, end: datetime, step: timedelta, resolution: timedelta = timedelta(seconds=1)) -> Iterator[Window]:
-    """Consecutive inclusive windows covering [start, end]; `resolution` is the API's time granularity."""
+def windows(start: datetime, end: datetime, step: timedelta, resolution: timedelta = timedelta(seconds=1),
+            next_step: Optional[Callable[[timedelta], timedelta]] = None) -> Iterator[Window]:
+    """Consecutive inclusive windows covering [start, end]; `resolution` is the API's time granularity.
+    `next_step`, given a window's length once the caller is done with the window, says the next one's."""
     current = start
     while current <= end:
         window_end = min(current + step - resolution, end)
         yield Window(current, window_end)
         current = window_end + resolution
+        if next_step is not None:
+            step = next_step(step)
 
 
 def utc_now() -> datetime:
@@ -146,3 +150,19 @@ class CappedCursor:
         return (f"Stream {stream_name}: {self.future_records} record(s) are dated after this sync started "
                 f"(latest {self.latest_future}). They are emitted, but the state stops at {self._limit}, so later "
                 "syncs still see every record changed after this one; these records come again until their date passes.")
+
+
+class ChangedSince:
+    """A read that filters on the client: which moments are after the state's cursor minus the lookback (a
+    moment that is no time counts as changed: its record is read), and the newest one seen, capped at the
+    sync's start (CappedCursor), for the state saved once the read is whole. Moments are record-format texts,
+    whose order is time order."""
+
+    def __init__(self, cursor: Optional[datetime], lookback: timedelta, sync_start: datetime):
+        self.threshold = format_time(cursor - lookback) if cursor else None
+        self.newest = CappedCursor(format_time(cursor) if cursor else None, sync_start)
+
+    def is_changed(self, moment: Optional[str]) -> bool:
+        """Shows `moment` to the newest seen; True unless it is at or before the threshold."""
+        self.newest.see(moment)
+        return self.threshold is None or moment is None or moment > self.threshold

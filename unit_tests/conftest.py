@@ -19,6 +19,7 @@ def frozen_now(monkeypatch):
 
     moment = datetime(2024, 3, 1, 0, 0, 1, tzinfo=timezone.utc)
     monkeypatch.setattr("source_sendgrid.base.utc_now", lambda: moment)
+    monkeypatch.setattr("source_sendgrid.incremental.utc_now", lambda: moment)
     return moment
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..base import ClientFilteredStream, SendgridStream
+from ..base import SendgridStream
+from ..incremental import ClientFilteredStream
 from ..pagination import KeysetPager, OffsetPager
 from ..windows import normalize_time
 

@@ -12,8 +12,10 @@ from typing import Any, Mapping, Optional
 
 import requests
 
-from ..base import ClientFilteredStream, SendgridStream, SendgridSubStream
-from ..not_found import HarmlessNotFound, request_page
+from ..base import SendgridStream
+from ..incremental import ClientFilteredStream
+from ..substreams import SendgridSubStream
+from ..not_found import request_page
 from ..pagination import OffsetPager, PageNumberPager
 from ..windows import normalize_time
 
@@ -56,7 +58,7 @@ class LegacyStream(SendgridStream):
     us_only = True
 
 
-class LegacyContacts(HarmlessNotFound, LegacyStream, ClientFilteredStream):
+class LegacyContacts(LegacyStream, ClientFilteredStream):
     """Every recipient of the legacy contact database; incremental on `updated_at`, filtered client-side
     because the endpoint has no time filter. Deleted recipients disappear only in a full refresh."""
 

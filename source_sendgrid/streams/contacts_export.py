@@ -34,7 +34,7 @@ from ..contacts.export_job import (EXPORT_PATH, MAX_EXPORT_ATTEMPTS, ExportFaile
                                    failure, start_and_wait)
 from ..contacts.parse import FieldTypes, JsonPlan
 from ..errors import SendgridErrorHandler, response_body
-from ..windows import CappedCursor, format_time, utc_now
+from ..windows import ChangedSince, utc_now
 
 SEARCH_PATH = "/v3/marketing/contacts/search"
 COUNT_PATH = "/v3/marketing/contacts/count"
@@ -90,8 +90,8 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         now = utc_now()
         if cursor is not None and cursor >= now:
             return  # nothing newer than the state can exist yet; the state stays as it is
-        threshold = format_time(cursor - self._config.lookback) if cursor else None
-        newest = CappedCursor(format_time(cursor) if cursor else None, now)
+        since = ChangedSince(cursor, self._config.lookback, now)
+        threshold = since.threshold
         self._fields = self._field_types()
         if self._skipped:
             return
@@ -99,23 +99,19 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         if searched is not None:
             self.logger.info(f"Stream {self.name}: the contact search found every contact updated after {threshold} "
                              f"({len(searched)}); no export needed.")
-        yield from self.in_pages(self._records_after(threshold, self._contacts() if searched is None else searched, newest))
+        yield from self.in_pages(self._records_after(since, self._contacts() if searched is None else searched))
         if self._skipped:
             return
-        future_warning = newest.future_warning(self.name)
-        if future_warning:
-            self.logger.warning(future_warning)
+        self._warn_of_future_records(since)
         # Only now: every file of the export was read.
-        if newest.value is not None:
-            self.state = {self.cursor_field: newest.value}
+        if since.newest.value is not None:
+            self.state = {self.cursor_field: since.newest.value}
 
-    def _records_after(self, threshold: Optional[str], contacts: Iterable[Mapping[str, Any]],
-                       newest: CappedCursor) -> Iterator[Mapping[str, Any]]:
-        """This stream's records of the contacts updated after `threshold`; each update is shown to `newest`."""
+    def _records_after(self, since: ChangedSince, contacts: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        """This stream's records of the contacts updated after `since.threshold`; each update is shown to `since`."""
         for contact in contacts:
-            updated = contact.get("updated_at")
-            newest.see(updated)
-            if self.filters_by_cursor and threshold is not None and updated is not None and updated <= threshold:
+            changed = since.is_changed(contact.get("updated_at"))
+            if self.filters_by_cursor and not changed:
                 continue
             yield from self.records_of_contact(contact)
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable, List, Mapping, Optional
 import requests
 from airbyte_cdk.models import SyncMode
 
-from ..base import WindowedStream
+from ..incremental import WindowedStream
 from ..errors import ScoresNotReadyErrorHandler, is_missing_scope
 from ..pagination import KeysetPager, SinglePage
 from .stats import STATS_MIN_LOOKBACK_DAYS, StatsStream

@@ -14,9 +14,11 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .. import cdk_seam
-from ..base import ClientFilteredStream, SendgridStream, SendgridSubStream
+from ..base import SendgridStream
+from ..incremental import ClientFilteredStream
+from ..substreams import SendgridSubStream
 from ..errors import response_body
-from ..not_found import HarmlessNotFound, request_path
+from ..not_found import request_path
 from ..pagination import PageTokenPager
 from ..windows import normalize_time
 
@@ -69,7 +71,7 @@ class Segments(MarketingStream, ClientFilteredStream):
         return super()._records_of(response)
 
 
-class Singlesends(HarmlessNotFound, MarketingStream, ClientFilteredStream):
+class Singlesends(MarketingStream, ClientFilteredStream):
     """Single sends. The list lacks `send_to`, `email_config` and `warnings`, so each emitted single send is
     completed from `/v3/marketing/singlesends/{id}` (only the ones an incremental sync emits)."""
 

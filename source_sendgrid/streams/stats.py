@@ -20,7 +20,8 @@ from typing import Any, Iterable, List, Mapping, Optional, Type
 import requests
 from airbyte_cdk.models import SyncMode
 
-from ..base import SendgridStream, WindowedStream
+from ..base import SendgridStream
+from ..incremental import WindowedStream
 from ..pagination import OffsetPager, SinglePage
 
 # Counters of the last days still change: re-read at least this many days, whatever `lookback_days` says.

@@ -14,9 +14,10 @@ from typing import Any, Iterable, List, Mapping, Optional
 
 from airbyte_cdk.models import SyncMode
 
-from ..base import CLOSES_READ, CheckpointsAfterRecords, SendgridStream
+from ..base import SendgridStream
+from ..incremental import CLOSES_READ, CheckpointsAfterRecords
 from ..pagination import OffsetPager, SinglePage
-from ..windows import format_time, parse_time, utc_now
+from ..windows import parse_time, utc_now
 from .account import Subusers
 from .stats import STATS_MIN_LOOKBACK_DAYS, NamedInRequests, StatsByName
 
@@ -81,10 +82,7 @@ class SubuserMonthlyStats(CheckpointsAfterRecords, SendgridStream):
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
         if not self.may_checkpoint(stream_slice):
             return
-        month = parse_time(stream_slice["month"])
-        current = parse_time((self.state or {}).get(self.cursor_field))
-        if current is None or month > current:
-            self.state = {self.cursor_field: format_time(month)}
+        self.advance_state_to(parse_time(stream_slice["month"]))
 
 
 class SubuserReputations(NamedInRequests):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..base import ClientFilteredStream, SendgridStream, WindowedStream
+from ..base import SendgridStream
+from ..incremental import ClientFilteredStream, WindowedStream
 from ..pagination import NewestFirstTimePager
 from ..windows import normalize_time
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from ..base import ChangedParentsSubStream, ClientFilteredStream
+from ..incremental import ChangedParentsSubStream, ClientFilteredStream
 from ..pagination import PageTokenPager
 from ..windows import normalize_time, record_time
 
