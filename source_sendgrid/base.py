@@ -15,7 +15,6 @@ import requests
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http import HttpStream
-from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -23,7 +22,6 @@ from . import cdk_seam
 from .config import SendgridConfig
 from .errors import (MAX_RETRIES, RequestStats, SendgridBackoff, SendgridErrorHandler, TooDeepJson, is_missing_scope,
                      response_body)
-from .not_found import NotFoundOnlyFor
 from .output import page_lines
 from .pagination import Pager, SinglePage
 from .schema_conform import compile_record_fitter
@@ -175,17 +173,14 @@ class SendgridStream(HttpStream, ABC):
         only (a detail call, a page past the first) narrows it; every other 404 fails the stream."""
         return self.not_found_is_empty or self.pager.ends_on_not_found
 
-    def get_error_handler(self) -> ErrorHandler:
-        def handler(not_found_is_empty: bool) -> SendgridErrorHandler:
-            return self.error_handler_class(
-                stream_name=self.name,
-                not_found_is_empty=not_found_is_empty,
-                stats=self._stats,
-                # A streamed answer's body is checked as it is read (_streamed_records), not read whole first.
-                expects_json=not self.streams_its_answer,
-            )
-
-        return NotFoundOnlyFor(self.is_harmless_not_found, lenient=handler(True), strict=handler(False))
+    def get_error_handler(self) -> SendgridErrorHandler:
+        return self.error_handler_class(
+            stream_name=self.name,
+            harmless_not_found=self.is_harmless_not_found,
+            stats=self._stats,
+            # A streamed answer's body is checked as it is read (_streamed_records), not read whole first.
+            expects_json=not self.streams_its_answer,
+        )
 
     def get_backoff_strategy(self) -> SendgridBackoff:
         return SendgridBackoff()
@@ -494,13 +489,3 @@ class SendgridStream(HttpStream, ABC):
         warning = since.newest.future_warning(self.name)
         if warning:
             self.logger.warning(warning)
-
-
-def __getattr__(name: str) -> Any:
-    # streams/activity.py still imports these two from here (it is being changed on another branch); they
-    # live in incremental.py. Drop this once it imports them from there.
-    if name in ("CLOSES_READ", "WindowedStream"):
-        from . import incremental
-
-        return getattr(incremental, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ import json
 import logging
 import random
 import re
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import orjson
@@ -157,9 +157,11 @@ class SendgridBackoff(BackoffStrategy):
 class SendgridErrorHandler(ErrorHandler):
     """Maps a response (or a failed connection) to retry, skip, end-of-pages or a clear failure."""
 
-    def __init__(self, stream_name: str, not_found_is_empty: bool, stats: RequestStats, expects_json: bool = True):
+    def __init__(self, stream_name: str, harmless_not_found: Callable[[requests.PreparedRequest], bool],
+                 stats: RequestStats, expects_json: bool = True):
         self._stream_name = stream_name
-        self._not_found_is_empty = not_found_is_empty
+        # Which requests may answer 404 for "no records here" (the stream's is_harmless_not_found).
+        self._harmless_not_found = harmless_not_found
         self._stats = stats
         # False for an answer read as it arrives: its body is checked while it is read, not here.
         self._expects_json = expects_json
@@ -191,7 +193,7 @@ class SendgridErrorHandler(ErrorHandler):
             return ErrorResolution(ResponseAction.IGNORE, None, f"Stream {self._stream_name}: access denied ({status}).")
         if status == 401:
             return _fail(FailureType.config_error, refused_key_message(response))
-        if status == 404 and self._not_found_is_empty:
+        if status == 404 and self._harmless_not_found(response.request):
             return ErrorResolution(ResponseAction.IGNORE, None, f"Stream {self._stream_name}: 404, no more pages.")
         if status == 408 or status >= 500:
             return _retry(f"SendGrid answered {status} on stream {self._stream_name}; retrying.")

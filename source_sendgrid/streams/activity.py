@@ -24,7 +24,7 @@ import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.sources.streams.core import StreamData
 
-from ..base import CLOSES_READ, WindowedStream
+from ..incremental import CLOSES_READ, WindowedStream
 from ..budget import LOGGED_WAIT_SECONDS, clock_time
 from ..errors import is_missing_scope
 from ..windows import format_time, from_epoch, normalize_time, parse_time
