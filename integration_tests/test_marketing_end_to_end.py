@@ -222,14 +222,18 @@ def test_a_full_refresh_after_contacts_were_removed_drops_their_memberships(emul
 
 
 def test_a_sync_killed_mid_export_resumes_without_losing_contacts():
-    with Emulator(size=400, seed=9, families=["marketing"]) as emulator:
-        # One stream at a time, so the kill lands inside the contacts stream.
+    with Emulator(size=2500, seed=9, families=["marketing"]) as emulator:
+        # Contacts come out in blocks of 1,000: with files of 1,000 rows each taking 2 s to download, the kill
+        # (one stream at a time, after 150 lines) lands while the second file is on its way.
+        emulator.mutate("marketing", "export_settings", rows_per_file=1000)
+        emulator.set_faults({"slow": 1.0}, slow_seconds=2.0, path_regex=r"^/exports/")
         config = config_for(emulator, concurrency=1)
         streams = {"contacts": ["id"], "list_members": ["list_id", "contact_id"]}
         cat = catalog(config, streams)
         killed = run_cli_killed_after(config, cat, state=None, kill_after_lines=150)
         assert killed.returncode != 0, "the sync finished before it could be killed: raise the data size"
-        assert 0 < len(killed.records().get("contacts", [])) < 400
+        assert 0 < len(killed.records().get("contacts", [])) < 2500
+        emulator.set_faults({})
         # The contacts state moves only once the whole export was read: a killed sync leaves none.
         assert "contacts" not in {s["stream"]["stream_descriptor"]["name"] for s in killed.last_states()}
         resumed = run_cli("read", config, cat, state=killed.last_states())
