@@ -116,12 +116,12 @@ class SendgridStream(HttpStream, ABC):
     # The stream waits for the server before its first record (an export job): a concurrent read starts
     # it before the others, so the wait overlaps them.
     slow_start: bool = False
-    # Set by the source while it reads this stream for the command line: each page's records are handed
-    # over as one block of record lines (output.page_lines) instead of one by one, which spares the CDK's
-    # per-record loop. Parents read for their children's slices always get records.
-    emit_pages_as_lines: bool = False
-
-    def __init__(self, config: SendgridConfig, scope_gate: ScopeGate, stats: RequestStats):
+    def __init__(self, config: SendgridConfig, scope_gate: ScopeGate, stats: RequestStats,
+                 emit_pages_as_lines: bool = False):
+        """`emit_pages_as_lines`: the source reads this stream for the command line, which takes each page's
+        records as one block of record lines (output.page_lines) instead of one by one, sparing the CDK's
+        per-record loop. Parents built to slice their children are not told so: they always give records."""
+        self.emit_pages_as_lines = emit_pages_as_lines
         self._config = config
         self._scope_gate = scope_gate
         self._stats = stats

@@ -24,7 +24,7 @@ from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.streams import Stream
-from airbyte_cdk.sources.utils.schema_helpers import InternalConfig
+from airbyte_cdk.sources.utils.schema_helpers import InternalConfig, split_config
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -128,7 +128,11 @@ class SourceSendgrid(AbstractSource):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
         parsed = SendgridConfig.from_mapping(config)
-        streams, gate, stats = _build_streams(parsed)
+        # Pages as record lines only for the command line, and not for a test read limited to some records.
+        limits = split_config(config)[1]
+        pages_as_lines = (cdk_seam.PAGE_READS and self.yield_serialized_lines
+                          and not limits.limit and not limits.page_size)
+        streams, gate, stats = _build_streams(parsed, pages_as_lines)
         # Ask for the key's scopes before any stream starts: a refused key fails the sync once, clearly.
         gate.granted
         self._streams_in_read = streams
@@ -180,8 +184,7 @@ class SourceSendgrid(AbstractSource):
         per-record loop runs once a page. The messages are the same: state and status messages in the same
         places (RUNNING before the first record), the same logs, the same record counts. A test read with
         a record limit, and any other caller, goes through the CDK's loop unchanged."""
-        if not (cdk_seam.PAGE_READS and self.yield_serialized_lines and isinstance(stream_instance, SendgridStream)
-                and not internal_config.limit and not internal_config.page_size):
+        if not (isinstance(stream_instance, SendgridStream) and stream_instance.emit_pages_as_lines):
             yield from super()._read_stream(logger, stream_instance, configured_stream, state_manager, internal_config)
             return
         name = configured_stream.stream.name
@@ -195,23 +198,19 @@ class SourceSendgrid(AbstractSource):
         logger.info(f"Setting state of {self.name} stream to {stream_state}")
         logger.info(f"Syncing stream: {name} ")
         records = 0
-        stream_instance.emit_pages_as_lines = True
-        try:
-            for item in stream_instance.read(configured_stream, logger, cdk_seam.slice_logger(self), stream_state, state_manager,
-                                             internal_config):
-                if isinstance(item, SerializedLines):
-                    message, count = item, sum(item.records.values())
-                else:
-                    message = self._get_message(item, stream_instance)
-                    count = 1 if message.type == MessageType.RECORD else 0
-                if count and not records:
-                    logger.info(f"Marking stream {name} as RUNNING")
-                    yield status_message(configured_stream.stream, AirbyteStreamStatus.RUNNING)
-                records += count
-                yield from self._emit_queued_messages()
-                yield message
-        finally:
-            stream_instance.emit_pages_as_lines = False
+        for item in stream_instance.read(configured_stream, logger, cdk_seam.slice_logger(self), stream_state, state_manager,
+                                         internal_config):
+            if isinstance(item, SerializedLines):
+                message, count = item, sum(item.records.values())
+            else:
+                message = self._get_message(item, stream_instance)
+                count = 1 if message.type == MessageType.RECORD else 0
+            if count and not records:
+                logger.info(f"Marking stream {name} as RUNNING")
+                yield status_message(configured_stream.stream, AirbyteStreamStatus.RUNNING)
+            records += count
+            yield from self._emit_queued_messages()
+            yield message
         logger.info(f"Read {records} records from {name} stream")
 
     def _get_message(self, record_data_or_message: Any, stream: Stream) -> AirbyteMessage:
@@ -241,10 +240,10 @@ class SourceSendgrid(AbstractSource):
         return [(s.name, gate.missing(s.required_scopes)) for s in streams if gate.missing(s.required_scopes)]
 
 
-def _build_streams(config: SendgridConfig) -> Tuple[List[SendgridStream], ScopeGate, RequestStats]:
+def _build_streams(config: SendgridConfig, pages_as_lines: bool = False) -> Tuple[List[SendgridStream], ScopeGate, RequestStats]:
     stats = RequestStats()
     gate = ScopeGate(lambda: _fetch_scopes(config, stats), ALL_STREAMS)
-    return [stream_class(config, gate, stats) for stream_class in ALL_STREAMS], gate, stats
+    return [stream_class(config, gate, stats, pages_as_lines) for stream_class in ALL_STREAMS], gate, stats
 
 
 def _fetch_scopes(config: SendgridConfig, stats: RequestStats) -> FrozenSet[str]:
