@@ -74,8 +74,6 @@ class _Endpoint(ctypes.Structure):
         ("reset_at", ctypes.c_double),  # epoch seconds
         ("in_flight", ctypes.c_int64),
         ("limit", ctypes.c_int64),  # X-RateLimit-Limit as last seen; 0: not seen
-        ("waits", ctypes.c_int64),
-        ("waited_seconds", ctypes.c_double),
     ]
 
 
@@ -134,14 +132,6 @@ class RateBudget(_SharedNumbers, AbstractAPIBudget):
         # Where each endpoint's slot is, once found: a slot never moves, so this stays true in forked workers.
         self._slots: Dict[str, int] = {}
 
-    @property
-    def waits(self) -> int:
-        return sum(int(slot.waits) for slot in self._numbers.endpoints)
-
-    @property
-    def waited_seconds(self) -> float:
-        return sum(float(slot.waited_seconds) for slot in self._numbers.endpoints)
-
     def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         endpoint = _endpoint_of_request(request)
         waited_for: Optional[float] = None
@@ -161,8 +151,6 @@ class RateBudget(_SharedNumbers, AbstractAPIBudget):
                     return
                 waited_for = slot.reset_at
                 wait = min(MAX_RATE_LIMIT_WAIT, max(0.0, slot.reset_at - now)) + random.uniform(0.01, 0.05)
-                slot.waits += 1
-                slot.waited_seconds += wait
                 limit = int(slot.limit)
             per_window = f"; it allows {limit} per window" if limit > 0 else ""
             log_long_wait(wait, f"SendGrid's rate-limit window of {endpoint} to reset (no requests left in it{per_window})",
