@@ -433,6 +433,7 @@ class SendgridStream(HttpStream, ABC):
                         failure_type=FailureType.transient_error,
                     ) from None
                 self.logger.warning(f"Stream {self.name}: SendGrid's answer was {what}; asking again.")
+                self._stats.count_retry()
             finally:
                 response.close()
             time.sleep(SendgridBackoff().backoff_time(None, attempt) or 0)

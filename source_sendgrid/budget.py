@@ -292,6 +292,11 @@ class RequestStats(_SharedNumbers):
     def rate_limited(self) -> int:
         return int(self._numbers.rate_limited)
 
+    def count_retry(self) -> None:
+        """A request asked again for a reason its answer's status did not show (a streamed body that broke)."""
+        with self._lock:
+            self._numbers.retries += 1
+
     def count(self, action: ResponseAction) -> None:
         counts = self._numbers
         with self._lock:
