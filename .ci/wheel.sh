@@ -21,6 +21,7 @@ fail() {
 }
 
 source bin/_venv
+VENV="$(cd "$VENV" && pwd)"  # absolute: the checks below run from another folder
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/source-sendgrid-wheel.XXXXXX")
 emulator_pid=""
 cleanup() {
