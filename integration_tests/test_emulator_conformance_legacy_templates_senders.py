@@ -1,12 +1,13 @@
 """The emulator's legacy Marketing Campaigns, templates, senders and subusers endpoints answer as SendGrid's
 OpenAPI spec says: bodies, pagination, limits and 400s, and 403 for an account without the product.
 
-Spec defects met here (ENDPOINTS.md §11): list/segment recipients nest `recipients` twice in the schema
-while the examples are flat (item 2: flat items still validate, since the inner object's fields are all
-optional); `/v3/contactdb/recipients` items are untyped (item 3: they are checked against the recipient
-schema by hand below); `/v3/templates` defaults to legacy templates only (item 6) and its times have no
-`T` and no zone (item 7). The spec declares no 404 for `/v3/contactdb/recipients` although its text says
-to page until one: that response is checked without the validator.
+Spec defects met here (docs/endpoints.md#where-the-spec-is-wrong): list/segment recipients nest
+`recipients` twice in the schema while the examples are flat (#legacy-recipient-envelopes: flat items still
+validate, since the inner object's fields are all optional); `/v3/contactdb/recipients` items are untyped
+(they are checked against the recipient schema by hand below); `/v3/templates` defaults to legacy templates
+only and its times have no `T` and no zone (#templates-defaults). The spec declares no 404 for
+`/v3/contactdb/recipients` although its text says to page until one: that response is checked without the
+validator.
 """
 
 import json
@@ -45,8 +46,8 @@ def test_recipients_page_by_number_with_an_empty_page_before_the_end_and_a_404_a
     assert response.status_code == 404 and response.json()["errors"]
     assert [] in [p["recipients"] for p in pages[:-1]], "no empty page before the end"
     assert sum(len(p["recipients"]) for p in pages) == 40
-    # §11.3: the items are untyped in this operation; hold them to the recipient schema of the list members
-    # (OAS 3.0 rules, since the schema uses `nullable`, §11.12).
+    # docs/endpoints.md#legacy-recipient-envelopes: the items are untyped in this operation; hold them to the recipient schema of the list members
+    # (OAS 3.0 rules, since the schema uses `nullable`, docs/endpoints.md#nullable-schemas).
     spec = json.loads(SPEC_PATH.read_text())
     recipient_schema = spec["components"]["schemas"]["ContactdbRecipient200"]["properties"]["recipients"]["items"]
     validator = OAS30Validator({**recipient_schema, "components": spec["components"]})

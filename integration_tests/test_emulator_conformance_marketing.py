@@ -1,9 +1,9 @@
 """The emulator's Marketing Campaigns endpoints answer as SendGrid's OpenAPI spec says (bodies, limits, errors).
 
-Known spec defect (ENDPOINTS.md §11.1): `GET /v3/marketing/segments/2.0` is described as ONE segment object,
+Known spec defect (docs/endpoints.md#segment-list-envelope): `GET /v3/marketing/segments/2.0` is described as ONE segment object,
 while SendGrid answers `{"results": [segment, ...]}`. The emulator answers like SendGrid, and each segment
 in `results` is checked against the spec's segment schema instead of the whole body.
-Known spec defect (ENDPOINTS.md §11.12): the 3.1 documents still mark schemas `nullable: true`, which a 3.1
+Known spec defect (docs/endpoints.md#nullable-schemas): the 3.1 documents still mark schemas `nullable: true`, which a 3.1
 validator ignores; a single send's `abtest` is such a schema and is null for single sends that are not A/B
 tests; `winner_selected_at`, `ip_pool`, `suppression_group_id`… are null until set. For single sends, a null
 `abtest` is replaced by a valid summary and other nulls are left out before validating.
@@ -74,7 +74,7 @@ AB_SUMMARY = {"type": "subject", "winner_criteria": "open", "test_percentage": 2
 
 
 def without_nulls(value):
-    """§11.12: what a validator that honoured `nullable` would accept, shown to one that does not."""
+    """docs/endpoints.md#nullable-schemas: what a validator that honoured `nullable` would accept, shown to one that does not."""
     if isinstance(value, dict):
         return {k: without_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):

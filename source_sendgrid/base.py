@@ -90,7 +90,7 @@ class SendgridStream(HttpStream, ABC):
     required_scopes: Tuple[str, ...] = ()
     # The spec declares `on-behalf-of` for this endpoint.
     accepts_subuser: bool = True
-    # The spec lists only https://api.sendgrid.com for this endpoint (ENDPOINTS.md §0).
+    # The spec lists only https://api.sendgrid.com for this endpoint (docs/endpoints.md#hosts).
     us_only: bool = False
 
     # --- what an answer holds ---

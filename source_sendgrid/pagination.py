@@ -1,4 +1,4 @@
-"""One small pager per pagination style of the SendGrid v3 spec (ENDPOINTS.md §0).
+"""One small pager per pagination style of the SendGrid v3 spec (docs/endpoints.md#pagination-styles).
 
 A pager is stateless: it names the query parameters of the first page and, given the response of a page,
 the parameters of the next one (None at the end). The base stream owns the loop guard, so every style

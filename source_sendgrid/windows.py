@@ -1,7 +1,7 @@
 """Date windows for incremental reads, and the one place that converts SendGrid's time formats.
 
 SendGrid mixes epoch seconds, ISO 8601, "YYYY-MM-DD HH:MM:SS" without a zone, and plain dates
-(ENDPOINTS.md §0). Records are emitted with RFC 3339 UTC strings ("2024-01-31T12:00:00Z").
+(docs/endpoints.md#time-formats). Records are emitted with RFC 3339 UTC strings ("2024-01-31T12:00:00Z").
 """
 
 from __future__ import annotations

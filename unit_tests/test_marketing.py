@@ -111,7 +111,7 @@ def test_given_a_server_that_repeats_a_page_token_when_read_then_the_sync_stops_
 
 @pytest.mark.parametrize("body", [
     {"results": [{"id": "s1", "name": "VIP", "updated_at": "2024-02-01T00:00:00.123Z", "contacts_count": 3}], "_metadata": {}},
-    # The spec's schema: one segment object (ENDPOINTS.md §11.1).
+    # The spec's schema: one segment object (docs/endpoints.md#segment-list-envelope).
     {"id": "s1", "name": "VIP", "updated_at": "2024-02-01T00:00:00.123Z", "contacts_count": 3},
 ])
 def test_given_either_segments_shape_when_read_then_the_segment_is_emitted_with_normalized_times(body):

@@ -1,4 +1,4 @@
-"""Senders and subusers (ENDPOINTS.md §6 and §9): verified senders (keyset by `lastSeenID`), legacy sender
+"""Senders and subusers (docs/endpoints.md#senders-and-subusers): verified senders (keyset by `lastSeenID`), legacy sender
 identities (`/v3/senders`, US only, legacy Marketing Campaigns accounts) and subusers (parent accounts only).
 """
 

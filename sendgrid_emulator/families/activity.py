@@ -1,4 +1,4 @@
-"""Email activity (ENDPOINTS.md §7, `GET /v3/messages`): at most `limit` (≤ 1000) messages per query, no cursor.
+"""Email activity (docs/endpoints.md#email-activity, `GET /v3/messages`): at most `limit` (≤ 1000) messages per query, no cursor.
 
 Only the query the connector needs is understood, `last_event_time BETWEEN TIMESTAMP "…" AND TIMESTAMP "…"`
 (keywords in any case); anything else is a 400 "invalid syntax", as SendGrid answers. The endpoint belongs

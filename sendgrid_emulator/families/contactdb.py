@@ -1,4 +1,4 @@
-"""Legacy Marketing Campaigns (ENDPOINTS.md §3): the contact database (recipients, lists, segments, custom
+"""Legacy Marketing Campaigns (docs/endpoints.md#legacy-marketing-campaigns): the contact database (recipients, lists, segments, custom
 and reserved fields) and legacy campaigns. US only, and only for accounts with the `legacy_mc` product.
 
 Recipients sit in slots in the order they were added; a batch delete empties slots without moving the

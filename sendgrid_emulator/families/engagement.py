@@ -1,4 +1,4 @@
-"""Engagement Quality (SEQ, `original/tsg_seq_v3.json`) and bounce classification totals (ENDPOINTS.md §1).
+"""Engagement Quality (SEQ, `original/tsg_seq_v3.json`) and bounce classification totals (docs/endpoints.md#suppressions).
 
 SEQ scores exist for the last `seq_days` days, counted back from the UTC date the emulator was seeded on;
 the newest `seq_pending_days` of them are not computed yet, and answer 202 as SendGrid does until

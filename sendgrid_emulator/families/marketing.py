@@ -1,7 +1,7 @@
-"""Marketing Campaigns, current API (ENDPOINTS.md §2): contacts and their export jobs, lists, segments 2.0,
+"""Marketing Campaigns, current API (docs/endpoints.md#marketing-campaigns): contacts and their export jobs, lists, segments 2.0,
 single sends, campaigns, marketing stats and link click stats, field definitions and marketing senders.
 
-`/v3/marketing/campaigns` is not in SendGrid's spec (ENDPOINTS.md §11.11). It answers as a live capture
+`/v3/marketing/campaigns` is not in SendGrid's spec (docs/sendgrid-behaviour.md#marketing). It answers as a live capture
 shows (Airbyte's source-sendgrid `integration_tests/expected_records.jsonl`, stream `campaigns`): style C
 paging under `result`, newest first, one short row per single send under the single send's id.
 
@@ -232,7 +232,7 @@ def segments(request: Request, account: Account) -> Response:
     with account.lock:
         items = [s for s in _counted_segments(account)
                  if (not wanted or s["id"] in wanted) and (not parents or parents & set(s["parent_list_ids"]))]
-    # What SendGrid really sends (ENDPOINTS.md §11.1), not the spec's single-segment schema.
+    # What SendGrid really sends (docs/endpoints.md#segment-list-envelope), not the spec's single-segment schema.
     return Response(200, {"results": items, "_metadata": {"self": f"{request.base_url}{request.path}"}})
 
 

@@ -1,4 +1,4 @@
-"""Email statistics (ENDPOINTS.md §5): daily counters per dimension for the last `stats_days` days, and categories.
+"""Email statistics (docs/endpoints.md#email-statistics): daily counters per dimension for the last `stats_days` days, and categories.
 
 The spec says the five advanced statistics (mailbox providers, browsers, devices, clients, geo) keep 7 days
 of activity; nothing shows SendGrid enforcing it, and the connector asks for every day either way, so every

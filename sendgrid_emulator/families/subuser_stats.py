@@ -1,4 +1,4 @@
-"""Subuser statistics and reputations (ENDPOINTS.md §6): daily counters per subuser for the last
+"""Subuser statistics and reputations (docs/endpoints.md#senders-and-subusers): daily counters per subuser for the last
 `subuser_stats_days` days, their monthly sums, and each subuser's sender reputation. Parent accounts only.
 
 The subusers are the `account` family's, so that family must be seeded first (listed before this one).

@@ -1,4 +1,4 @@
-"""Suppressions (ENDPOINTS.md §1): the five suppression lists, unsubscribe groups and their members."""
+"""Suppressions (docs/endpoints.md#suppressions): the five suppression lists, unsubscribe groups and their members."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Transactional templates (ENDPOINTS.md §4): legacy and dynamic templates and their versions.
+"""Transactional templates (docs/endpoints.md#templates): legacy and dynamic templates and their versions.
 
 As the spec says, `GET /v3/templates` returns only legacy templates unless `generations` asks for more,
 and answers 400 without `page_size` (1..200). Times are "YYYY-MM-DD HH:MM:SS" in UTC, without a zone.

@@ -52,7 +52,7 @@ def _custom_field_text(kind: Optional[str], value: Any) -> Optional[str]:
 
 
 class LegacyStream(SendgridStream):
-    """Declarations every legacy Marketing Campaigns endpoint shares (ENDPOINTS.md §0 and §3)."""
+    """Declarations every legacy Marketing Campaigns endpoint shares (docs/endpoints.md#hosts, #legacy-marketing-campaigns)."""
 
     required_scopes = (LEGACY_SCOPE,)
     us_only = True

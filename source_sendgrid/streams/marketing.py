@@ -32,7 +32,7 @@ class MarketingStream(SendgridStream):
     time_fields: tuple = ()
 
     def _records_of(self, response: requests.Response) -> List[Any]:
-        # The spec and the live API disagree on some envelopes (ENDPOINTS.md §11): accept a bare list too.
+        # The spec and the live API disagree on some envelopes (docs/endpoints.md#envelopes-that-differ): accept a bare list too.
         body = response_body(response)
         if isinstance(body, list):
             return body
@@ -57,7 +57,7 @@ class Lists(MarketingStream):
 
 class Segments(MarketingStream, ClientFilteredStream):
     """Segments of the 2.0 API. The spec describes one segment object; SendGrid sends `{"results": [...]}`
-    (ENDPOINTS.md §11.1): both are read."""
+    (docs/endpoints.md#segment-list-envelope): both are read."""
 
     path_template = "/v3/marketing/segments/2.0"
     records_key = ("results", "result")

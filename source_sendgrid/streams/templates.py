@@ -1,7 +1,7 @@
 """Transactional templates of both generations, and every version of each.
 
 `/v3/templates` returns only legacy templates unless asked for `generations=legacy,dynamic`, and it
-refuses a request without `page_size` (ENDPOINTS.md §4, §11.6). Its times are "YYYY-MM-DD HH:MM:SS" in
+refuses a request without `page_size` (docs/endpoints.md#templates, #templates-defaults). Its times are "YYYY-MM-DD HH:MM:SS" in
 UTC without a zone; records carry them as RFC 3339.
 """
 
