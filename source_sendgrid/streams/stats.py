@@ -101,7 +101,10 @@ class NamedInRequests(SendgridStream, ABC):
     names_param: str
 
     def name_groups(self) -> Optional[List[List[str]]]:
-        """The names in groups for one request each, or None (the stream skipped) when they cannot be read."""
+        """The names in groups for one request each, or None (the stream skipped, with its warning) when this
+        stream or the names cannot be read."""
+        if not self.is_readable():
+            return None
         source = self.names_from(self._config, self._scope_gate, self._stats)
         names = sorted({str(record[self.name_field]) for record in source.read_records(SyncMode.full_refresh)
                         if record.get(self.name_field)})
@@ -109,6 +112,12 @@ class NamedInRequests(SendgridStream, ABC):
             self._skip(f"it needs the names listed by stream {source.name}, which could not be read")
             return None
         return [names[i : i + NAMES_PER_REQUEST] for i in range(0, len(names), NAMES_PER_REQUEST)]
+
+    def stream_slices(
+        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
+    ) -> Iterable[Optional[Mapping[str, Any]]]:
+        for group in self.name_groups() or []:
+            yield {"names": group}
 
     def slice_params(self, stream_slice: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**super().slice_params(stream_slice), self.names_param: list(stream_slice["names"])}
@@ -120,13 +129,11 @@ class StatsByName(NamedInRequests, StatsStream):
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
     ) -> Iterable[Optional[Mapping[str, Any]]]:
-        if self.unavailable_reason():
-            yield {}  # read_records skips the stream with its warning
-            return
         groups = self.name_groups()
         if groups is None:
             return
-        for window in super().stream_slices(sync_mode, cursor_field, stream_state):
+        # The day windows (StatsStream's slices), each asked for once per group of names.
+        for window in StatsStream.stream_slices(self, sync_mode, cursor_field, stream_state):
             for index, group in enumerate(groups):
                 yield {**window, "names": group, "closes_window": index == len(groups) - 1}
 

@@ -98,15 +98,6 @@ class SubuserReputations(NamedInRequests):
     name_field = "username"
     names_param = "usernames"
 
-    def stream_slices(
-        self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
-    ) -> Iterable[Optional[Mapping[str, Any]]]:
-        if self.unavailable_reason():
-            yield {}  # read_records skips the stream with its warning
-            return
-        for group in self.name_groups() or []:
-            yield {"names": group}
-
 
 def _month_of(moment: datetime) -> datetime:
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
