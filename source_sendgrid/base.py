@@ -24,7 +24,7 @@ from .config import SendgridConfig
 from .errors import (MAX_RETRIES, RequestStats, SendgridBackoff, SendgridErrorHandler, TooDeepJson, is_missing_scope,
                      response_body)
 from .output import page_lines
-from .pagination import Pager, SinglePage
+from .pagination import PageLoopGuard, Pager, SinglePage
 from .schema_conform import compile_record_fitter
 from .scopes import ScopeGate
 from .streamed import CHUNK_BYTES, ArrayBlocks, BrokenAnswer, NotAnArray
@@ -70,8 +70,6 @@ def _json_kind(body: Any) -> str:
 
 # Whether a read emits a record (see read_pages).
 KeepRecord = Callable[[Mapping[str, Any]], bool]
-# A run of empty pages this long means the server is not moving forward.
-MAX_EMPTY_PAGES_IN_A_ROW = 100
 # Records handed over at once by a stream whose records do not come in pages (see in_pages).
 RECORDS_PER_BLOCK = 1000
 
@@ -128,9 +126,9 @@ class SendgridStream(HttpStream, ABC):
         self._config = config
         self._scope_gate = scope_gate
         self._stats = stats
-        self._seen_pages: set = set()
-        self._last_page_fingerprint: Optional[tuple] = None
-        self._empty_pages_in_a_row = 0
+        # The pages of the slice being read (read_pages starts one per slice): kept on the stream because the CDK
+        # asks next_page_token for the next page with nothing but the response.
+        self._page_guard = PageLoopGuard(self.name)
         self._skipped = False
         self._state: MutableMapping[str, Any] = {}
         # Every stream of a sync shares one rate-limit budget (stats.budget), read from SendGrid's headers.
@@ -266,7 +264,7 @@ class SendgridStream(HttpStream, ABC):
         token = self.pager.next_page(response, response_body(response) if response.status_code < 400 else None, records)
         if token is None:
             return None
-        self._guard_progress(token, records)
+        self._page_guard.check(token, records)
         return token
 
     def _records_of(self, response: requests.Response) -> List[Any]:
@@ -293,31 +291,6 @@ class SendgridStream(HttpStream, ABC):
                 failure_type=FailureType.system_error,
             )
         return found
-
-    def _guard_progress(self, token: Mapping[str, Any], records: List[Any]) -> None:
-        key = tuple(sorted((k, str(v)) for k, v in token.items()))
-        if key in self._seen_pages:
-            raise AirbyteTracedException(
-                message=f"SendGrid sent stream {self.name} back to a page it had already read; stopping instead of looping.",
-                internal_message=f"{self.name}: repeated page token {dict(token)}",
-                failure_type=FailureType.system_error,
-            )
-        self._seen_pages.add(key)
-        # A server that ignores the page parameter sends the same page again under a new token.
-        fingerprint = (len(records), repr(records[0]), repr(records[-1])) if records else None
-        if fingerprint is not None and fingerprint == self._last_page_fingerprint:
-            raise AirbyteTracedException(
-                message=f"SendGrid sent stream {self.name} the same page twice in a row; stopping instead of looping.",
-                internal_message=f"{self.name}: page repeated before token {dict(token)}",
-                failure_type=FailureType.system_error,
-            )
-        self._last_page_fingerprint = fingerprint
-        self._empty_pages_in_a_row = 0 if records else self._empty_pages_in_a_row + 1
-        if self._empty_pages_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
-            raise AirbyteTracedException(
-                message=f"SendGrid sent {MAX_EMPTY_PAGES_IN_A_ROW} empty pages in a row for stream {self.name}; stopping.",
-                failure_type=FailureType.system_error,
-            )
 
     def _note_unreadable(self, response: requests.Response) -> None:
         if is_missing_scope(response):
@@ -382,9 +355,7 @@ class SendgridStream(HttpStream, ABC):
         the records to emit (a read that filters on the client), before any record becomes a line."""
         if not self.is_readable():
             return
-        self._seen_pages = set()
-        self._last_page_fingerprint = None
-        self._empty_pages_in_a_row = 0
+        self._page_guard = PageLoopGuard(self.name)
         yield from cdk_seam.read_pages(self, partial(self._page_records, keep=keep), stream_slice, stream_state)
 
     def _page_records(self, request: requests.PreparedRequest, response: requests.Response,
