@@ -9,6 +9,7 @@ import logging
 import time
 from abc import ABC
 from datetime import datetime
+from functools import partial
 from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 
 import requests
@@ -23,7 +24,7 @@ from .config import SendgridConfig
 from .errors import (MAX_RETRIES, RequestStats, SendgridBackoff, SendgridErrorHandler, TooDeepJson, is_missing_scope,
                      response_body)
 from .output import page_lines
-from .pagination import Pager, SinglePage
+from .pagination import PageLoopGuard, Pager, SinglePage
 from .schema_conform import compile_record_fitter
 from .scopes import ScopeGate
 from .streamed import CHUNK_BYTES, ArrayBlocks, BrokenAnswer, NotAnArray
@@ -67,8 +68,8 @@ def _json_kind(body: Any) -> str:
     return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(body), "something else")
 
 
-# A run of empty pages this long means the server is not moving forward.
-MAX_EMPTY_PAGES_IN_A_ROW = 100
+# Whether a read emits a record (see read_pages).
+KeepRecord = Callable[[Mapping[str, Any]], bool]
 # Records handed over at once by a stream whose records do not come in pages (see in_pages).
 RECORDS_PER_BLOCK = 1000
 
@@ -125,9 +126,9 @@ class SendgridStream(HttpStream, ABC):
         self._config = config
         self._scope_gate = scope_gate
         self._stats = stats
-        self._seen_pages: set = set()
-        self._last_page_fingerprint: Optional[tuple] = None
-        self._empty_pages_in_a_row = 0
+        # The pages of the slice being read (read_pages starts one per slice): kept on the stream because the CDK
+        # asks next_page_token for the next page with nothing but the response.
+        self._page_guard = PageLoopGuard(self.name)
         self._skipped = False
         self._state: MutableMapping[str, Any] = {}
         # Every stream of a sync shares one rate-limit budget (stats.budget), read from SendGrid's headers.
@@ -188,12 +189,18 @@ class SendgridStream(HttpStream, ABC):
     # --- response ----------------------------------------------------------------------------
 
     def parse_response(
-        self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]] = None, **kwargs: Any
+        self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]] = None,
+        keep: Optional[KeepRecord] = None, **kwargs: Any
     ) -> Iterable[Mapping[str, Any]]:
         if response.status_code >= 400:
             self._note_unreadable(response)
             return []
-        return self.records_from(self._records_of(response), stream_slice or {})
+        return self._to_emit(self._records_of(response), stream_slice or {}, keep)
+
+    def _to_emit(self, api_records: List[Any], stream_slice: Mapping[str, Any],
+                 keep: Optional[KeepRecord]) -> List[Mapping[str, Any]]:
+        records = self.records_from(api_records, stream_slice)
+        return records if keep is None else [record for record in records if keep(record)]
 
     def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
         """The records to emit from a page's (or a streamed answer's block's) records as SendGrid sent them."""
@@ -257,7 +264,7 @@ class SendgridStream(HttpStream, ABC):
         token = self.pager.next_page(response, response_body(response) if response.status_code < 400 else None, records)
         if token is None:
             return None
-        self._guard_progress(token, records)
+        self._page_guard.check(token, records)
         return token
 
     def _records_of(self, response: requests.Response) -> List[Any]:
@@ -284,31 +291,6 @@ class SendgridStream(HttpStream, ABC):
                 failure_type=FailureType.system_error,
             )
         return found
-
-    def _guard_progress(self, token: Mapping[str, Any], records: List[Any]) -> None:
-        key = tuple(sorted((k, str(v)) for k, v in token.items()))
-        if key in self._seen_pages:
-            raise AirbyteTracedException(
-                message=f"SendGrid sent stream {self.name} back to a page it had already read; stopping instead of looping.",
-                internal_message=f"{self.name}: repeated page token {dict(token)}",
-                failure_type=FailureType.system_error,
-            )
-        self._seen_pages.add(key)
-        # A server that ignores the page parameter sends the same page again under a new token.
-        fingerprint = (len(records), repr(records[0]), repr(records[-1])) if records else None
-        if fingerprint is not None and fingerprint == self._last_page_fingerprint:
-            raise AirbyteTracedException(
-                message=f"SendGrid sent stream {self.name} the same page twice in a row; stopping instead of looping.",
-                internal_message=f"{self.name}: page repeated before token {dict(token)}",
-                failure_type=FailureType.system_error,
-            )
-        self._last_page_fingerprint = fingerprint
-        self._empty_pages_in_a_row = 0 if records else self._empty_pages_in_a_row + 1
-        if self._empty_pages_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
-            raise AirbyteTracedException(
-                message=f"SendGrid sent {MAX_EMPTY_PAGES_IN_A_ROW} empty pages in a row for stream {self.name}; stopping.",
-                failure_type=FailureType.system_error,
-            )
 
     def _note_unreadable(self, response: requests.Response) -> None:
         if is_missing_scope(response):
@@ -363,27 +345,32 @@ class SendgridStream(HttpStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[StreamData]:
-        if not self.is_readable():
-            return
-        self._seen_pages = set()
-        self._last_page_fingerprint = None
-        self._empty_pages_in_a_row = 0
-        yield from cdk_seam.read_pages(self, self._page_records, stream_slice, stream_state)
+        yield from self.read_pages(stream_slice, stream_state)
         if not self._skipped:
             self.on_slice_read(stream_slice or {})
 
+    def read_pages(self, stream_slice: Optional[Mapping[str, Any]], stream_state: Optional[Mapping[str, Any]],
+                   keep: Optional[KeepRecord] = None) -> Iterable[StreamData]:
+        """The records of every page of the slice, nothing if the stream is skipped; `keep`, when given, picks
+        the records to emit (a read that filters on the client), before any record becomes a line."""
+        if not self.is_readable():
+            return
+        self._page_guard = PageLoopGuard(self.name)
+        yield from cdk_seam.read_pages(self, partial(self._page_records, keep=keep), stream_slice, stream_state)
+
     def _page_records(self, request: requests.PreparedRequest, response: requests.Response,
-                      stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]) -> Iterable[Any]:
+                      stream_state: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]],
+                      keep: Optional[KeepRecord]) -> Iterable[Any]:
         """One page's records for cdk_seam.read_pages; one block of record lines when the source reads pages."""
         if self.streams_its_answer and response.status_code < 400:
-            return self._streamed_records(request, response, stream_slice or {})
-        records = self.parse_response(response, stream_slice=stream_slice, stream_state=stream_state)
+            return self._streamed_records(request, response, stream_slice or {}, keep)
+        records = self.parse_response(response, stream_slice=stream_slice, stream_state=stream_state, keep=keep)
         if self.emit_pages_as_lines and records:
             return [page_lines(self.name, records)]
         return records
 
     def _streamed_records(self, request: requests.PreparedRequest, response: requests.Response,
-                          stream_slice: Mapping[str, Any]) -> Iterable[StreamData]:
+                          stream_slice: Mapping[str, Any], keep: Optional[KeepRecord]) -> Iterable[StreamData]:
         """The records of an answer read as it arrives, a block at a time, handed over like pages.
 
         An answer that is empty, `null`, cut short or not JSON is asked for again, as a whole answer would be,
@@ -394,7 +381,7 @@ class SendgridStream(HttpStream, ABC):
             blocks = ArrayBlocks(response.iter_content(CHUNK_BYTES))
             try:
                 for api_records in blocks:
-                    records = self.records_from(api_records, stream_slice)
+                    records = self._to_emit(api_records, stream_slice, keep)
                     if records:
                         handed_over += len(records)
                         yield from self._as_page(records)

@@ -172,18 +172,15 @@ class ClientFilteredStream(SendgridStream, CheckpointMixin, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[StreamData]:
-        self._since = self._changed_since(sync_mode)
-        yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
+        since = self._changed_since(sync_mode)
 
-    def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
-        emitted = []
-        for record in super().records_from(api_records, stream_slice):
-            moment = record_time(record.get(self.cursor_field))  # None: not a time, emitted but not a cursor
-            if self._since.is_changed(moment):
-                emitted.append(record)
-        return emitted
+        def is_changed(record: Mapping[str, Any]) -> bool:
+            # A value that is no time (None) emits its record but moves no cursor.
+            return since.is_changed(record_time(record.get(self.cursor_field)))
 
-    def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        self._warn_of_future_records(self._since)
-        if self._since.newest.value is not None:
-            self.state = {self.cursor_field: self._since.newest.value}
+        yield from self.read_pages(stream_slice, stream_state, keep=is_changed)
+        if self.skipped:
+            return
+        self._warn_of_future_records(since)
+        if since.newest.value is not None:
+            self.state = {self.cursor_field: since.newest.value}

@@ -1,19 +1,25 @@
 """One small pager per pagination style of the SendGrid v3 spec (docs/endpoints.md#pagination-styles).
 
 A pager is stateless: it names the query parameters of the first page and, given the response of a page,
-the parameters of the next one (None at the end). The base stream owns the loop guard, so every style
-gets the same protection against a repeated token or an endless run of empty pages.
+the parameters of the next one (None at the end). The base stream puts every next page past a
+PageLoopGuard, so every style gets the same protection against a repeated token or an endless run of
+empty pages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 Params = Mapping[str, Any]
+
+# A run of empty pages this long means the server is not moving forward.
+MAX_EMPTY_PAGES_IN_A_ROW = 100
 
 
 def sent_params(response: requests.Response) -> dict:
@@ -168,3 +174,41 @@ class KeysetPager(Pager):
         if key in (None, ""):
             return None
         return {"limit": self.limit, self.key_param: key}
+
+
+class PageLoopGuard:
+    """The pages of one slice as they are read, to stop a server that would send the reader round in circles:
+    back to a page already read, the same page again under a new token, or empty pages without end."""
+
+    def __init__(self, stream_name: str):
+        self._stream_name = stream_name
+        self._seen_tokens: Set[Tuple[Tuple[str, str], ...]] = set()
+        self._last_fingerprint: Optional[tuple] = None
+        self._empty_in_a_row = 0
+
+    def check(self, token: Params, records: List[Any]) -> None:
+        """Raises unless `token`, the next page after the page of `records`, moves the read forward."""
+        name = self._stream_name
+        key = tuple(sorted((k, str(v)) for k, v in token.items()))
+        if key in self._seen_tokens:
+            raise AirbyteTracedException(
+                message=f"SendGrid sent stream {name} back to a page it had already read; stopping instead of looping.",
+                internal_message=f"{name}: repeated page token {dict(token)}",
+                failure_type=FailureType.system_error,
+            )
+        self._seen_tokens.add(key)
+        # A server that ignores the page parameter sends the same page again under a new token.
+        fingerprint = (len(records), repr(records[0]), repr(records[-1])) if records else None
+        if fingerprint is not None and fingerprint == self._last_fingerprint:
+            raise AirbyteTracedException(
+                message=f"SendGrid sent stream {name} the same page twice in a row; stopping instead of looping.",
+                internal_message=f"{name}: page repeated before token {dict(token)}",
+                failure_type=FailureType.system_error,
+            )
+        self._last_fingerprint = fingerprint
+        self._empty_in_a_row = 0 if records else self._empty_in_a_row + 1
+        if self._empty_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
+            raise AirbyteTracedException(
+                message=f"SendGrid sent {MAX_EMPTY_PAGES_IN_A_ROW} empty pages in a row for stream {name}; stopping.",
+                failure_type=FailureType.system_error,
+            )

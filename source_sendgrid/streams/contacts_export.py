@@ -92,14 +92,14 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
             return  # nothing newer than the state can exist yet; the state stays as it is
         since = ChangedSince(cursor, self._config.lookback, now)
         threshold = since.threshold
-        self._fields = self._field_types()
+        fields = self._field_types()
         if self._skipped:
             return
-        searched = self._changed_after(threshold) if self.filters_by_cursor and threshold is not None else None
+        searched = self._changed_after(threshold, fields) if self.filters_by_cursor and threshold is not None else None
         if searched is not None:
             self.logger.info(f"Stream {self.name}: the contact search found every contact updated after {threshold} "
                              f"({len(searched)}); no export needed.")
-        yield from self.in_pages(self._records_after(since, self._contacts() if searched is None else searched))
+        yield from self.in_pages(self._records_after(since, self._contacts(fields) if searched is None else searched))
         if self._skipped:
             return
         self._warn_of_future_records(since)
@@ -115,44 +115,45 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
                 continue
             yield from self.records_of_contact(contact)
 
-    def _contacts(self) -> Iterator[Dict[str, Any]]:
-        """The contacts of the sync's shared export, made ready first if no stream has done it yet."""
-        self._export_attempts = 0
+    def _contacts(self, fields: FieldTypes) -> Iterator[Dict[str, Any]]:
+        """The contacts of the sync's shared export, made ready first if no stream has done it yet; `fields`
+        types their custom fields."""
+        attempts = 0  # exports this stream started
         shared = _sync_export_of(self._stats)
         while True:
             with shared.lock:
                 if shared.export is None:
-                    shared.export = self._create_ready_export()
+                    shared.export, attempts = self._create_ready_export(attempts)
                 export = shared.export
             if export is None:
                 return
-            problem = yield from self._contacts_of(export)
+            problem = yield from self._contacts_of(export, fields)
             if problem is None:
                 return
             with shared.lock:
                 if shared.export == export:
                     shared.export = None
-            if self._export_attempts >= MAX_EXPORT_ATTEMPTS:
-                raise failure(f"contacts export {export.id} could not be read whole after {self._export_attempts} "
+            if attempts >= MAX_EXPORT_ATTEMPTS:
+                raise failure(f"contacts export {export.id} could not be read whole after {attempts} "
                               f"exports: {problem}. Run the sync again later; if it keeps failing, tell SendGrid "
                               f"support about export {export.id}")
             self.logger.warning(f"Stream {self.name}: {problem} (export {export.id}); creating a new export. "
                                 f"Contacts already read may be emitted again.")
 
-    def _contacts_of(self, export: ReadyExport) -> Generator[Dict[str, Any], None, Optional[str]]:
+    def _contacts_of(self, export: ReadyExport, fields: FieldTypes) -> Generator[Dict[str, Any], None, Optional[str]]:
         """The contacts of every file of `export`; returns what makes the export unusable (a dead link, fewer
         contacts than the job counted), or None once all of them were read."""
         rows = 0
         try:
             for number, url in enumerate(export.urls, 1):
-                rows += yield from download(url, self._fields, export, number, self._config.base_url, self.logger, self.name)
+                rows += yield from download(url, fields, export, number, self._config.base_url, self.logger, self.name)
         except DeadLink as dead:
             return f"a download link no longer works ({dead})"
         if export.contact_count is not None and rows < export.contact_count:
             return f"its files hold {rows} of the {export.contact_count} contacts it counts"
         return None
 
-    def _changed_after(self, threshold: str) -> Optional[List[Dict[str, Any]]]:
+    def _changed_after(self, threshold: str, fields: FieldTypes) -> Optional[List[Dict[str, Any]]]:
         """Every contact updated after `threshold`, when SendGrid's contact search can give them all (it returns
         the first 50 matches), so that an incremental sync with little or nothing new skips the export (minutes
         for a large account). The search is trusted only when the contacts it counts after and at or before the
@@ -165,7 +166,7 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
         total = self._body_of(self._api("GET", COUNT_PATH)).get("contact_count")
         if before is None or before[0] + after[0] != total:
             return None
-        plan = JsonPlan(self._fields)
+        plan = JsonPlan(fields)
         # The search's contacts are the API's contact objects: read like a JSON export, without their `_metadata`.
         return [plan.record({k: v for k, v in contact.items() if not k.startswith("_")}) for contact in after[1]]
 
@@ -189,15 +190,16 @@ class ContactsExportStream(SendgridStream, CheckpointMixin, ABC):
             return FieldTypes({})
         return FieldTypes.of((response_body(response) or {}).get("custom_fields") or [])
 
-    def _create_ready_export(self) -> Optional[ReadyExport]:
-        """Start an export and wait for it; a job that fails is started again, a bounded number of times."""
+    def _create_ready_export(self, attempts: int) -> Tuple[Optional[ReadyExport], int]:
+        """Start an export and wait for it; a job that fails is started again, until this stream has started
+        MAX_EXPORT_ATTEMPTS (`attempts` of them before this call). Returns the export and the attempts so far."""
         while True:
-            self._export_attempts += 1
+            attempts += 1
             try:
-                return start_and_wait(self._api, self._note_unreadable)
+                return start_and_wait(self._api, self._note_unreadable), attempts
             except ExportFailed as failed:
-                if self._export_attempts >= MAX_EXPORT_ATTEMPTS:
-                    raise failure(f"SendGrid failed the contacts export {self._export_attempts} times; last: {failed}") from None
+                if attempts >= MAX_EXPORT_ATTEMPTS:
+                    raise failure(f"SendGrid failed the contacts export {attempts} times; last: {failed}") from None
                 self.logger.warning(f"Stream {self.name}: {failed}; starting a new export.")
 
     def _api(self, method: str, path: str, json: Optional[Mapping[str, Any]] = None) -> requests.Response:

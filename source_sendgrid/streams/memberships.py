@@ -23,7 +23,7 @@ from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..contacts.parse import _time
+from ..contacts.parse import FieldTypes, _time
 from ..errors import SendgridErrorHandler, api_error_message, response_body
 from .contacts_export import ContactsExportStream
 
@@ -61,22 +61,22 @@ class MembershipStream(ContactsExportStream):
     ) -> Iterable[StreamData]:
         if not self.is_readable():
             return
-        self._fields = self._field_types()
+        fields = self._field_types()
         if self._skipped:
             return
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-            yield from self.in_pages(self._members_in_export(spool))
+            yield from self.in_pages(self._members_in_export(spool, fields))
             yield from self.in_pages(self._members_by_batch(spool))
 
     def records_of_contact(self, contact: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         return [{self.parent_key: parent_id, "contact_id": contact.get("id"), "email": contact.get("email"),
                  "contact_updated_at": contact.get("updated_at")} for parent_id in contact[self.membership_field]]
 
-    def _members_in_export(self, spool: IO[str]) -> Iterator[Mapping[str, Any]]:
+    def _members_in_export(self, spool: IO[str], fields: FieldTypes) -> Iterator[Mapping[str, Any]]:
         """The records of exported contacts that carry the membership column; the ids of the others go to
         `spool`, one a line. The export is read at download speed, not held open while the batch reads run
         (tens of minutes at SendGrid's rate for a large account, longer than a download link may live)."""
-        for contact in self._contacts():
+        for contact in self._contacts(fields):
             if self.membership_field in contact:
                 yield from self.records_of_contact(contact)
             elif contact.get("id"):
