@@ -69,7 +69,10 @@ class EmailActivity(WindowedStream):
     ) -> Iterable[StreamData]:
         if not stream_slice:
             return
-        for first, last in self._message_windows.over(stream_slice["window_start"], stream_slice["window_end"]):
+        # With a state, messages were read up to this slice: they most likely go on from its start.
+        after_messages = bool(self.state)
+        for first, last in self._message_windows.over(stream_slice["window_start"], stream_slice["window_end"],
+                                                      after_messages):
             if self.skipped:
                 return
             self._log_progress(first, stream_slice["window_end"])
