@@ -10,9 +10,11 @@ exactly half while the windows before it were empty (a binary search for where t
 
 That search costs about log2(90 days / one window's length) queries, 10 at 10,000 messages a day, and no hint in
 the answers shortens it: SendGrid answers the newest messages first, so a full answer's earliest time tells how
-dense messages are near the window's end, not where they begin. A sync that goes on from a state needs no
-search: messages were read up to its start, so after a full answer the next window starts there, sized at the
-rate the answer shows.
+dense messages are near the window's end, not where they begin. Two facts from outside the answers do: the
+add-on keeps 30 days of history, so on a first sync one window first tries whether messages begin there (an
+account that has sent for longer needs no search at all); and a sync that goes on from a state read messages up
+to its start, so after a full answer its next window starts there, sized at the rate the answer shows. A wrong
+guess costs one query; none changes what is read.
 """
 
 from __future__ import annotations
@@ -63,20 +65,30 @@ class MessageWindows:
         """Whether the answer to the window last yielded was full (its messages were not emitted)."""
         return self._answer is not None and self._answer[1]
 
-    def over(self, start: int, end: int, after_messages: bool = False) -> Iterator[Tuple[int, int]]:
+    def over(self, start: int, end: int, after_messages: bool = False,
+             likely_start: Optional[int] = None) -> Iterator[Tuple[int, int]]:
         """Windows (first, last second) covering [start, end] in order; one told it came back full is followed
-        by windows over parts of it. A window never told its answer counts as empty. `after_messages`: messages
-        were read up to `start` (a sync that goes on from a state), so they most likely go on from there: a full
-        answer is followed by a window from `start` sized at the rate it shows, not by a search."""
+        by windows over parts of it. A window never told its answer counts as empty.
+
+        `after_messages`: messages were read up to `start` (a sync that goes on from a state), so they most likely
+        go on from there: a full answer is followed by a window from `start` sized at the rate it shows, not by a
+        search. `likely_start`: where messages most likely begin (where SendGrid's history does); the first full
+        answer is followed by one window from `start` that ends a window's length after it, before any search."""
         position = start
         # [position, dense_end] holds at least `dense` messages: a window over all of it would come back full.
         dense_end, dense = position - 1, 0
         empty_seconds = 0  # how long the run of empty windows just before `position` is
         # No window before `position` had messages: where they begin is not known yet.
         searching = not after_messages
+        likely = likely_start if searching else None  # tried once, after the first full answer
         while position <= end:
-            last = self._end_of_next_window(position, end, dense_end if dense >= MESSAGES_PER_QUERY else None,
-                                            empty_seconds, searching)
+            last = None
+            if likely is not None and dense >= MESSAGES_PER_QUERY:
+                last = self._end_of_window_from(max(position, likely), dense_end)
+                likely = None
+            if last is None:
+                last = self._end_of_next_window(position, end, dense_end if dense >= MESSAGES_PER_QUERY else None,
+                                                empty_seconds, searching)
             self._answer = None
             yield position, last
             read, full = self._answer or (0, False)
@@ -111,6 +123,13 @@ class MessageWindows:
         if rate > 0:
             seconds = min(seconds, max(1, int(MESSAGES_PER_WINDOW / rate), 2 * empty_seconds))
         return start + seconds - 1
+
+    def _end_of_window_from(self, moment: int, dense_end: int) -> Optional[int]:
+        """The end of a window holding about MESSAGES_PER_WINDOW messages from `moment` at the recent rate, if it
+        lies before `dense_end` (so that a full answer still shrinks the range that came back full)."""
+        rate = self.rate()
+        last = moment + max(1, int(MESSAGES_PER_WINDOW / rate)) - 1 if rate > 0 else dense_end
+        return last if last < dense_end else None
 
     def rate(self) -> float:
         """Messages a second over the recent windows (0: none known)."""
