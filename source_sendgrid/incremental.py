@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from abc import ABC
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 
 from airbyte_cdk.models import SyncMode
@@ -13,7 +14,7 @@ from airbyte_cdk.sources.streams.core import CheckpointMixin, StreamData
 
 from .base import SendgridStream
 from .substreams import SendgridSubStream
-from .windows import EPOCH, format_time, parse_time, record_time, utc_now, windows
+from .windows import EPOCH, GrowingWindows, format_time, parse_time, record_time, utc_now
 
 # The slice key that marks a windowed read's last window.
 CLOSES_READ = "closes_read"
@@ -110,8 +111,6 @@ class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
     retention: Optional[timedelta] = None
     # Windows after an empty window grow (fewer requests over empty years); state semantics are unchanged.
     grow_empty_windows: bool = False
-    # Records the API sent in the window being read: an empty one lets the next grow (_grown_after_empty).
-    _records_in_window = 0
 
     def stream_slices(
         self, sync_mode: SyncMode, cursor_field: Optional[List[str]] = None, stream_state: Optional[Mapping[str, Any]] = None
@@ -129,20 +128,19 @@ class WindowedStream(CheckpointsAfterRecords, SendgridStream, ABC):
         start = EPOCH + (start - EPOCH) // self.window_resolution * self.window_resolution
         # End a second ago: a record stamped with the current second may still be on its way in.
         end = now - timedelta(seconds=1)
-        next_step = self._grown_after_empty if self.grow_empty_windows else None
-        for window in windows(start, end, self._config.window, self.window_resolution, next_step):
-            self._records_in_window = 0
+        for window in self._windows.over(start, end):
             bounds = {"window_start": self.format_window_bound(window.start), "window_end": self.format_window_bound(window.end)}
             yield {**bounds, CLOSES_READ: True} if window.end >= end else bounds
 
-    def _grown_after_empty(self, step: timedelta) -> timedelta:
-        """The next window's length: a window after an empty one is twice as long (up to MAX_WINDOW_GROWTH
-        times `window_days`), so years before an account's first record cost a few requests, not one per
-        window. A window with records sets the size back."""
-        return min(step * 2, self._config.window * MAX_WINDOW_GROWTH) if self._records_in_window == 0 else self._config.window
+    @cached_property
+    def _windows(self) -> GrowingWindows:
+        """This read's windows, told each window's record count by records_from. Growing ones double after an
+        empty window, up to MAX_WINDOW_GROWTH times `window_days`; a window with records sets the size back."""
+        longest = self._config.window * MAX_WINDOW_GROWTH if self.grow_empty_windows else None
+        return GrowingWindows(self._config.window, self.window_resolution, longest)
 
     def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
-        self._records_in_window += len(api_records)
+        self._windows.told(len(api_records))
         return super().records_from(api_records, stream_slice)
 
     def format_window_bound(self, moment: datetime) -> Any:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _RECORD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -22,17 +22,36 @@ class Window:
     end: datetime  # inclusive
 
 
-def windows(start: datetime, end: datetime, step: timedelta, resolution: timedelta = timedelta(seconds=1),
-            next_step: Optional[Callable[[timedelta], timedelta]] = None) -> Iterator[Window]:
-    """Consecutive inclusive windows covering [start, end]; `resolution` is the API's time granularity.
-    `next_step`, given a window's length once the caller is done with the window, says the next one's."""
-    current = start
-    while current <= end:
-        window_end = min(current + step - resolution, end)
-        yield Window(current, window_end)
-        current = window_end + resolution
-        if next_step is not None:
-            step = next_step(step)
+def windows(start: datetime, end: datetime, step: timedelta, resolution: timedelta = timedelta(seconds=1)) -> Iterator[Window]:
+    """Consecutive inclusive windows of `step` covering [start, end]; `resolution` is the API's time granularity."""
+    return GrowingWindows(step, resolution).over(start, end)
+
+
+class GrowingWindows:
+    """Consecutive inclusive windows covering [start, end], told how many records each held: after an empty
+    window the next is twice as long (up to `longest`), after one with records it is `step` again, so the years
+    before an account's first record cost a few requests, not one per window. Without `longest` every window is
+    `step` long. `resolution` is the API's time granularity."""
+
+    def __init__(self, step: timedelta, resolution: timedelta = timedelta(seconds=1), longest: Optional[timedelta] = None):
+        self._step = step
+        self._resolution = resolution
+        self._longest = longest
+        self._records = 0  # in the window last yielded, as told
+
+    def told(self, records: int) -> None:
+        """That the window last yielded held `records` more records (once per page)."""
+        self._records += records
+
+    def over(self, start: datetime, end: datetime) -> Iterator[Window]:
+        current, step = start, self._step
+        while current <= end:
+            window_end = min(current + step - self._resolution, end)
+            self._records = 0
+            yield Window(current, window_end)
+            current = window_end + self._resolution
+            if self._longest is not None:
+                step = min(step * 2, self._longest) if self._records == 0 else self._step
 
 
 def utc_now() -> datetime:

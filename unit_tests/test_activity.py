@@ -163,3 +163,56 @@ def test_given_the_rate_limit_is_spent_when_the_next_query_waits_then_the_log_sa
     assert "waits 30 s for SendGrid's rate limit on GET /v3/messages" in last and "resets at " in last, last
     waits = [line for line in log_lines(output) if line.startswith("Waiting ")]
     assert any("GET /v3/messages" in line and "6 per window" in line for line in waits), waits
+
+
+def test_given_a_state_and_10000_messages_a_day_since_when_read_then_a_full_answer_is_followed_by_a_window_from_the_cursor_not_a_search():
+    import math
+    import random
+
+    import requests_mock
+
+    rng = random.Random(11)
+    since = 1709164800 + 1 - 86400  # a second after the state's cursor, minus the day of lookback
+    # Messages all along: before the state's cursor (read by the syncs before) and 20,000 in the two days since.
+    moments = [rng.randrange(since - 5 * 86400, since) for _ in range(2000)] + \
+              [rng.randrange(since, NOW_MINUS_ONE + 1) for _ in range(20_000)]
+    answer, asked = messages_server(moments)
+    with requests_mock.Mocker() as mock:
+        mock.get(requests_mock.ANY, json=answer)
+        mock.get("https://api.sendgrid.com/v3/scopes", json={"scopes": ["messages.read"]})  # matched first
+        output = run_read(config(lookback_days=1), "email_activity", SyncMode.incremental,
+                          state("email_activity", {"last_event_time": "2024-02-29T00:00:00Z"}))
+    assert not output.errors
+    emitted = sorted(int(r["msg_id"][1:].split("-")[0]) for r in records(output))
+    assert emitted == sorted(m for m in moments if m >= since)  # every message since, once
+    least = math.ceil(20_000 / 1000)
+    # Today's cost: the whole range, full, then windows from the cursor at the rate it shows; a binary search
+    # for where messages begin (as on a first sync) would add about four full answers: 27 queries.
+    assert len(asked) <= least * 1.2, [(start - since, end - since, count) for start, end, count in asked]
+    assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
+
+
+def test_given_an_account_that_has_sent_for_longer_than_the_30_days_sendgrid_keeps_when_first_read_then_no_search_for_where_messages_begin():
+    import math
+    import random
+
+    import requests_mock
+
+    rng = random.Random(5)
+    history_start = NOW_MINUS_ONE + 1 - 30 * 86400  # SendGrid keeps 30 days: older messages are gone
+    moments = [rng.randrange(history_start, NOW_MINUS_ONE + 1) for _ in range(30_000)]
+    answer, asked = messages_server(moments)
+    with requests_mock.Mocker() as mock:
+        mock.get(requests_mock.ANY, json=answer)
+        mock.get("https://api.sendgrid.com/v3/scopes", json={"scopes": ["messages.read"]})  # matched first
+        output = run_read(config(start_date="2023-01-01T00:00:00Z"), "email_activity", SyncMode.incremental)
+    assert not output.errors
+    emitted = sorted(int(r["msg_id"][1:].split("-")[0]) for r in records(output))
+    assert emitted == sorted(moments)  # every message once
+    assert asked[0][0] == NOW_MINUS_ONE + 1 - 90 * 86400  # the 90 days read back are all asked
+    assert asked[1][0] == asked[0][0] and 0 < asked[1][2] < 1000  # the gap before the 30 days and their first messages
+    least = math.ceil(len(moments) / 1000)
+    # The first answer is full; the next window ends a window's length after the 30 days begin and holds the
+    # first messages. A binary search over the 90 days for where they begin would add about seven queries (41).
+    assert len(asked) <= least * 1.2, [(start - history_start, end - history_start, count) for start, end, count in asked]
+    assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}

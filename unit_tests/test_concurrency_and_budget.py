@@ -216,7 +216,7 @@ def test_given_empty_years_when_windows_are_cut_then_they_grow_stay_contiguous_a
         slices.append(window)
         lengths.append(window["window_end"] - window["window_start"] + 1)
         # Records only from 2012 on: earlier windows come back empty.
-        stream._records_in_window = 5 if window["window_end"] >= 1325376000 else 0
+        stream._windows.told(5 if window["window_end"] >= 1325376000 else 0)
     assert slices[0]["window_start"] == 1230768000  # 2009-01-01
     assert slices[-1]["window_end"] == 1709251200  # a second before the frozen now
     assert all(b["window_start"] == a["window_end"] + 1 for a, b in zip(slices, slices[1:]))
