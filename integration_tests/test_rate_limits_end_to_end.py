@@ -19,7 +19,7 @@ def days_ago(days: int) -> str:
 
 
 def test_given_email_activity_at_two_queries_a_window_when_every_stream_is_read_then_suppressions_finish_before_its_first_reset():
-    counts = {"messages": 1500, "message_days": 3, "suppressions_per_list": 6000}
+    counts = {"messages": 4500, "message_days": 3, "suppressions_per_list": 6000}
     with Emulator(size=40, seed=11, counts=counts, families=["activity", "suppressions"]) as emulator:
         emulator.set_rate_limit(1000, WINDOW_SECONDS, endpoint_limits={"GET /v3/messages": 2})
         config = config_for(emulator, start_date="2022-12-01T00:00:00Z", window_days=30, concurrency=4)

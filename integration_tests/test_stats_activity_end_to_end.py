@@ -86,7 +86,7 @@ def test_incremental_rereads_the_trailing_days_and_corrects_late_counts(emulator
 
 
 def test_email_activity_splits_windows_at_the_1000_cap_under_a_low_rate_limit_and_loses_nothing():
-    counts = {"messages": 1500, "message_burst": 1200, "message_days": 3}
+    counts = {"messages": 6000, "message_burst": 1200, "message_days": 3}
     with Emulator(size=10, seed=9, counts=counts, families=["activity"]) as emulator:
         emulator.set_rate_limit(3, window_seconds=1.0)
         config = config_for(emulator, start_date=days_ago(4))

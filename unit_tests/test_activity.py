@@ -50,9 +50,10 @@ def test_given_a_window_when_read_then_it_is_queried_by_last_event_time_between_
     assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
 
 
-def messages_server(moments, headers=None):
+def messages_server(moments, headers=None, pick=None):
     """A /v3/messages that answers any BETWEEN query from `moments` (epoch seconds), newest first, at most
-    1000, as SendGrid does, with `headers`; the queries it was asked, as (start, end, messages in it)."""
+    1000, as SendGrid does, with `headers`; the queries it was asked, as (start, end, messages in it).
+    `pick(inside)` chooses and orders the answer instead (a server that is not newest first)."""
     import re
     from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -66,12 +67,13 @@ def messages_server(moments, headers=None):
         inside = sorted((m for m in moments if low <= m <= high), reverse=True)
         asked.append((low, high, len(inside)))
         context.headers.update(headers or {})
-        return {"messages": [message(f"m{m}-{i}", format_time(from_epoch(m))) for i, m in enumerate(inside[:1000])]}
+        sent = pick(inside) if pick else inside[:1000]
+        return {"messages": [message(f"m{m}-{i}", format_time(from_epoch(m))) for i, m in enumerate(sent)]}
 
     return answer, asked
 
 
-def test_given_full_windows_when_read_then_they_are_asked_again_in_parts_and_every_message_is_emitted_once():
+def test_given_full_windows_when_read_then_every_message_is_emitted_once():
     import random
 
     import requests_mock
@@ -87,7 +89,7 @@ def test_given_full_windows_when_read_then_they_are_asked_again_in_parts_and_eve
         output = run_read(config(), "email_activity", SyncMode.incremental)
     assert not output.errors
     emitted = sorted(int(r["msg_id"][1:].split("-")[0]) for r in records(output))
-    assert emitted == sorted(moments)  # every message once: nothing from a full answer
+    assert emitted == sorted(moments)  # every message once
     assert any(count >= 1000 for _, _, count in asked), "no window came back full: the test proves nothing"
     assert len(asked) <= 20, asked
     assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
@@ -155,11 +157,11 @@ def test_given_the_rate_limit_is_spent_when_the_next_query_waits_then_the_log_sa
         mock.get("https://api.sendgrid.com/v3/scopes", json={"scopes": ["messages.read"]})
         output = run_read(config(), "email_activity", SyncMode.incremental)
     assert not output.errors and len(records(output)) == 2500
-    assert len(asked) > 3 and len([s for s in no_real_sleep if s >= 29]) >= len(asked) - 1, no_real_sleep
+    assert len(asked) >= 3 and len([s for s in no_real_sleep if s >= 29]) >= len(asked) - 1, no_real_sleep
     progress = [line for line in log_lines(output) if line.startswith("Stream email_activity: ")]
     assert len(progress) == len(asked) - 1, progress  # before every query but the first
     last = progress[-1]
-    assert " messages read, up to last_event_time 2024-02-" in last and "left: " in last and " hours up to " in last, last
+    assert " messages read; left: " in last and " hours of last_event_time between 2024-0" in last, last
     assert "waits 30 s for SendGrid's rate limit on GET /v3/messages" in last and "resets at " in last, last
     waits = [line for line in log_lines(output) if line.startswith("Waiting ")]
     assert any("GET /v3/messages" in line and "6 per window" in line for line in waits), waits
@@ -192,27 +194,61 @@ def test_given_a_state_and_10000_messages_a_day_since_when_read_then_a_full_answ
     assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
 
 
-def test_given_an_account_that_has_sent_for_longer_than_the_30_days_sendgrid_keeps_when_first_read_then_no_search_for_where_messages_begin():
-    import math
-    import random
-
+def read_all(moments, cfg=None, pick=None):
     import requests_mock
 
-    rng = random.Random(5)
-    history_start = NOW_MINUS_ONE + 1 - 30 * 86400  # SendGrid keeps 30 days: older messages are gone
-    moments = [rng.randrange(history_start, NOW_MINUS_ONE + 1) for _ in range(30_000)]
-    answer, asked = messages_server(moments)
+    answer, asked = messages_server(moments, pick=pick)
     with requests_mock.Mocker() as mock:
         mock.get(requests_mock.ANY, json=answer)
         mock.get("https://api.sendgrid.com/v3/scopes", json={"scopes": ["messages.read"]})  # matched first
-        output = run_read(config(start_date="2023-01-01T00:00:00Z"), "email_activity", SyncMode.incremental)
+        output = run_read(cfg or config(), "email_activity", SyncMode.incremental)
+    return output, asked
+
+
+def emitted_moments(output):
+    return sorted(int(r["msg_id"][1:].split("-")[0]) for r in records(output))
+
+
+def test_given_30000_messages_when_first_read_then_full_answers_are_read_down_and_no_query_is_wasted():
+    import random
+
+    rng = random.Random(5)
+    # The last 30 days of the 90 read back, as SendGrid's history add-on keeps them.
+    moments = [rng.randrange(NOW_MINUS_ONE + 1 - 30 * 86400, NOW_MINUS_ONE + 1) for _ in range(30_000)]
+    output, asked = read_all(moments, config(start_date="2023-01-01T00:00:00Z"))
     assert not output.errors
-    emitted = sorted(int(r["msg_id"][1:].split("-")[0]) for r in records(output))
-    assert emitted == sorted(moments)  # every message once
-    assert asked[0][0] == NOW_MINUS_ONE + 1 - 90 * 86400  # the 90 days read back are all asked
-    assert asked[1][0] == asked[0][0] and 0 < asked[1][2] < 1000  # the gap before the 30 days and their first messages
-    least = math.ceil(len(moments) / 1000)
-    # The first answer is full; the next window ends a window's length after the 30 days begin and holds the
-    # first messages. A binary search over the 90 days for where they begin would add about seven queries (41).
-    assert len(asked) <= least * 1.2, [(start - history_start, end - history_start, count) for start, end, count in asked]
+    assert emitted_moments(output) == sorted(moments)  # every message once
+    assert asked[0] == (NOW_MINUS_ONE + 1 - 90 * 86400, NOW_MINUS_ONE, 30_000)  # all 90 days, newest 1000 first
+    # 30 full answers, each read down below its oldest second, then the rest: no search, no answer thrown away.
+    assert len(asked) == 31, [(start, end, count) for start, end, count in asked]
     assert output.state_messages[-1].state.stream.stream_state.__dict__ == {"last_event_time": "2024-03-01T00:00:00Z"}
+
+
+def test_given_answers_that_are_not_newest_first_when_read_then_full_ones_are_asked_again_in_parts_and_nothing_is_lost():
+    import random
+
+    rng = random.Random(9)
+    moments = [rng.randrange(JAN_1_2024, NOW_MINUS_ONE + 1) for _ in range(3000)]
+    # Any 1000 of the window, in any order: a full answer's oldest second says nothing about what is left out.
+    output, asked = read_all(moments, pick=lambda inside: rng.sample(inside, min(1000, len(inside))))
+    assert not output.errors
+    assert emitted_moments(output) == sorted(moments)
+    assert any(count > 1000 for _, _, count in asked), "no answer left messages out: the test proves nothing"
+
+
+def test_given_more_full_answers_than_ten_minutes_of_queries_when_read_down_then_the_state_still_moves_every_so_often():
+    from source_sendgrid.message_windows import READ_DOWN_QUERIES
+
+    # One message every 5 s over the last five days: about 86 full answers read down from the top.
+    moments = list(range(NOW_MINUS_ONE - 5 * 86400, NOW_MINUS_ONE + 1, 5))
+    output, asked = read_all(moments)
+    assert not output.errors
+    assert emitted_moments(output) == sorted(moments)
+    # Records between two checkpoints: a sync killed between them reads at most this many again.
+    between, longest = 0, 0
+    for message in output.records_and_state_messages:
+        between = between + 1 if message.record else 0
+        longest = max(longest, between)
+    assert longest <= (READ_DOWN_QUERIES + 1) * 1000, longest
+    assert len(output.state_messages) > 1
+    assert len(asked) <= len(moments) / 1000 * 1.2, len(asked)

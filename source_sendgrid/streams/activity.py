@@ -7,6 +7,7 @@ first, sized by message_windows.MessageWindows so that none is lost to the cap a
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 from typing import Any, Iterable, List, Mapping, Optional
@@ -19,8 +20,18 @@ from airbyte_cdk.sources.streams.core import StreamData
 from ..incremental import CLOSES_READ, WindowedStream
 from ..budget import LOGGED_WAIT_SECONDS, clock_time
 from ..errors import is_missing_scope
-from ..message_windows import MESSAGES_PER_QUERY, MessageWindows
+from ..message_windows import MESSAGES_PER_QUERY, MessageWindows, Window
 from ..windows import format_time, from_epoch, normalize_time, parse_time
+
+
+# A window's slice key: the message_windows.Window it asks.
+PLANNED = "planned"
+
+
+def message_time(message: Any) -> Optional[float]:
+    """A message's last event time in epoch seconds; None when it has none."""
+    moment = parse_time(message.get("last_event_time")) if isinstance(message, dict) else None
+    return moment.timestamp() if moment else None
 
 
 def between_query(start_epoch: int, end_epoch: int) -> str:
@@ -43,12 +54,12 @@ class EmailActivity(WindowedStream):
     # The add-on keeps about 30 days of history (the spec's CSV export covers "the last 30 days"); reading
     # back 90 days is safe and spares the ~35 empty queries, at a few a minute, of a start date in 2009.
     retention = timedelta(days=90)
-    # "If you purchase the Email Activity history add-on, the feed retains events for up to 30 days"
-    # (https://www.twilio.com/docs/sendgrid/ui/analytics-and-reporting/email-activity-feed): where a first sync's
-    # messages most likely begin. Only a sizing hint: all of `retention` is still read.
-    history = timedelta(days=30)
     # At 6 queries a minute this is the sync's longest stream: a concurrent read starts it before the others.
     slow_start = True
+    # The state moves after each window read whole, inside the read's one slice of 90 days: it is emitted every
+    # query's worth of records, so a sync killed meanwhile goes on from there (the CDK emits it otherwise only
+    # after the slice).
+    state_checkpoint_interval = MESSAGES_PER_QUERY
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -75,30 +86,29 @@ class EmailActivity(WindowedStream):
             return
         # With a state, messages were read up to this slice: they most likely go on from its start.
         after_messages = bool(self.state)
-        # The read's last slice ends now (less a second): SendGrid's history most likely begins `history` before.
         end = stream_slice["window_end"]
-        likely_start = end + 1 - int(self.history.total_seconds()) if stream_slice.get(CLOSES_READ) else None
-        for first, last in self._message_windows.over(stream_slice["window_start"], end, after_messages, likely_start):
+        for planned in self._message_windows.over(stream_slice["window_start"], end, after_messages):
             if self.skipped:
                 return
-            self._log_progress(first, end)
-            window = {"window_start": first, "window_end": last}
-            if last == end and stream_slice.get(CLOSES_READ):
+            self._log_progress(planned, end)
+            window = {"window_start": planned.first, "window_end": planned.last, PLANNED: planned}
+            if planned.read_to == end and stream_slice.get(CLOSES_READ):
                 window[CLOSES_READ] = True
             yield from super().read_records(sync_mode, cursor_field, window, stream_state)
 
-    def _log_progress(self, position: int, end: int) -> None:
+    def _log_progress(self, planned: Window, end: int) -> None:
         """Before a query that waits for the rate limit long enough to be logged: what is read, what is left,
         and when the limit resets."""
         wait = self._stats.budget.seconds_until_allowed("GET", self.path_template)
         if wait <= LOGGED_WAIT_SECONDS:
             return
-        left = end - position + 1
-        more = self._message_windows.queries_left(position, end)
+        # Unread: the window and what lies past what it reads to (a read down reads the top of a window first).
+        left = (planned.last - planned.first + 1) + (end - planned.read_to)
+        more = self._message_windows.queries_left(left)
         queries = f", about {more} more queries at the recent rate" if more is not None else ""
         self.logger.info(
-            f"Stream {self.name}: {self._message_windows.messages_read} messages read, up to last_event_time "
-            f"{format_time(from_epoch(position - 1))}; left: {left / 3600:.1f} hours up to "
+            f"Stream {self.name}: {self._message_windows.messages_read} messages read; left: {left / 3600:.1f} hours "
+            f"of last_event_time between {format_time(from_epoch(planned.first))} and "
             f"{format_time(from_epoch(end))}{queries}. The next query waits {wait:.0f} s for SendGrid's rate limit "
             f"on GET {self.path_template} (6 a minute), which resets at {clock_time(time.time() + wait)}."
         )
@@ -106,11 +116,14 @@ class EmailActivity(WindowedStream):
     def records_from(self, api_records: List[Any], stream_slice: Mapping[str, Any]) -> List[Mapping[str, Any]]:
         start, end = stream_slice["window_start"], stream_slice["window_end"]
         full = len(api_records) >= MESSAGES_PER_QUERY
-        moments = [moment.timestamp() for moment in (parse_time(m.get("last_event_time")) for m in api_records
-                                                     if isinstance(m, dict)) if moment] if full else []
-        if self._message_windows.told(start, end, len(api_records), moments):
+        moments = [message_time(m) for m in api_records] if full else []
+        verdict = self._message_windows.told(start, end, len(api_records), moments, stream_slice[PLANNED].may_read_down)
+        if verdict.newer_than is not None:
+            # Newest first: every message after the oldest second is here; that second is read again below.
+            api_records = [m for m, moment in zip(api_records, moments) if math.floor(moment) > verdict.newer_than]
+        elif not verdict.whole:
             return []  # some messages may be missing: emit nothing, the window is asked again in parts
-        if full:
+        elif full:
             self.logger.warning(
                 f"Stream {self.name}: {len(api_records)} messages share the last event second "
                 f"{format_time(from_epoch(start))}; SendGrid returns at most {MESSAGES_PER_QUERY} "
@@ -122,8 +135,8 @@ class EmailActivity(WindowedStream):
         return {**record, "last_event_time": normalize_time(record.get("last_event_time"))}
 
     def on_slice_read(self, stream_slice: Mapping[str, Any]) -> None:
-        if not self._message_windows.came_back_full():
-            super().on_slice_read(stream_slice)
+        if self._message_windows.came_back_whole():
+            super().on_slice_read({**stream_slice, "window_end": stream_slice[PLANNED].read_to})
 
     def _note_unreadable(self, response: requests.Response) -> None:
         if is_missing_scope(response):
