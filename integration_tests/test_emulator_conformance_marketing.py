@@ -140,7 +140,11 @@ def test_an_export_job_conforms_from_pending_to_ready_and_its_file_host_refuses_
     assert not url.startswith(emulator.url)  # another host
     # Like S3 with a pre-signed URL: any other authorization is refused.
     assert requests.get(url, headers={"Authorization": "Bearer not-a-real-key"}, timeout=10).status_code == 400
-    assert requests.get(url, timeout=10).status_code == 200
+    download = requests.get(url, timeout=10, stream=True)
+    assert download.status_code == 200
+    # A gzip file comes gzip-encoded: a client that decodes bodies (requests does) sees the CSV itself.
+    assert download.headers["Content-Encoding"] == "gzip"
+    assert download.raw.read(2, decode_content=False) == b"\x1f\x8b"
 
 
 def test_a_failed_export_job_conforms(emulator):

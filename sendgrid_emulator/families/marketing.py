@@ -697,11 +697,16 @@ def _download_handler(emulator: Any) -> type:
                 truncate = settings["truncate_next_downloads"] > 0
                 settings["truncate_next_downloads"] -= truncate
                 truncate = truncate or fault == "truncate"
-            self._send(200, payload, "application/octet-stream", truncate=truncate)
+            # A gzip file goes out as a gzip-encoded body, as SendGrid's do (docs/sendgrid-behaviour.md).
+            encoding = "gzip" if payload[:2] == b"\x1f\x8b" else None
+            self._send(200, payload, "application/octet-stream", truncate=truncate, encoding=encoding)
 
-        def _send(self, status: int, payload: bytes, content_type: str = "application/xml", truncate: bool = False) -> None:
+        def _send(self, status: int, payload: bytes, content_type: str = "application/xml", truncate: bool = False,
+                  encoding: Optional[str] = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             write_body(self, payload, truncate)
