@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import orjson
 
@@ -120,6 +120,15 @@ class Run:
     @property
     def per_1k(self) -> float:
         return 1000.0 * self.requests / self.records if self.records else float("nan")
+
+
+class Contender(NamedTuple):
+    name: str
+    command: List[str]
+    env: Optional[Dict[str, str]]
+    config: dict
+    streams: List[dict]  # as discovered
+    names: List[str]  # the streams it is compared on
 
 
 # --- the emulator ---------------------------------------------------------------------------------
@@ -469,36 +478,35 @@ def main() -> None:
                     print(f"left out for {who}: {name} ({why})")
             return names
 
-        # Each other connector: (name, command, env, config, its discovered streams, the streams compared).
-        others = []
+        others: List[Contender] = []
         if not args.skip_official:
             ensure_venv(OFFICIAL_VENV, OFFICIAL_PACKAGE)
             official_streams = discover(official_command(), official_config, official_env(emulator), workdir)
-            others.append(("official", official_command(), official_env(emulator), official_config, official_streams,
-                           shared(official_streams, OFFICIAL_EXCLUDED, "1.1.5")))
+            others.append(Contender("official", official_command(), official_env(emulator), official_config,
+                                    official_streams, shared(official_streams, OFFICIAL_EXCLUDED, "1.1.5")))
         if args.manifest:
             ensure_venv(MANIFEST_VENV, MANIFEST_PACKAGE)
             config = manifest_config(official_config, args.manifest)
             manifest_streams = discover(manifest_command(), config, official_env(emulator), workdir)
-            others.append(("manifest", manifest_command(), official_env(emulator), config, manifest_streams,
-                           shared(manifest_streams, MANIFEST_EXCLUDED, "the manifest release")))
+            others.append(Contender("manifest", manifest_command(), official_env(emulator), config, manifest_streams,
+                                    shared(manifest_streams, MANIFEST_EXCLUDED, "the manifest release")))
         # Ours runs once per distinct stream set, so that each ratio is over the same streams for both sides.
         # The first set (1.1.5's, or else the manifest release's, or else all) also gets the page-replay floor.
         ours_sets: List[List[str]] = []
         for other in others:
-            if other[5] not in ours_sets:
-                ours_sets.append(other[5])
+            if other.names not in ours_sets:
+                ours_sets.append(other.names)
         if not ours_sets:
             ours_sets.append([n for n in ours_names if n in truth_counts and (not args.streams or n in args.streams)])
         common = ours_sets[0]
         if len(ours_sets) > 1:
-            print(f"the manifest release shares other streams with ours than 1.1.5 does: ours runs once for each "
-                  f"set, and each ratio is over its own set")
+            print("the manifest release shares other streams with ours than 1.1.5 does: ours runs once for each "
+                  "set, and each ratio is over its own set")
 
         def ours_label(names: List[str]) -> str:
             if names == common:
                 return "ours"
-            return "ours, " + " & ".join(other[0] for other in others if other[5] == names) + " streams"
+            return "ours, " + " & ".join(other.name for other in others if other.names == names) + " streams"
 
         scenarios = [("full", 0, 0.0)]
         if args.rate_limit and others:
@@ -513,7 +521,8 @@ def main() -> None:
             incremental_label = scenario.replace("full", "incremental")
             pair_runs = {}
             contenders = list(others)
-            contenders += [(ours_label(names), ours_command(), None, ours_config, ours_streams, names) for names in ours_sets]
+            contenders += [Contender(ours_label(names), ours_command(), None, ours_config, ours_streams, names)
+                           for names in ours_sets]
             for name, command, env, config, streams, names in contenders:
                 catalog = configured_catalog(streams, names)
                 since = time.time()
@@ -530,7 +539,7 @@ def main() -> None:
                     runs.append(base)
                     pair_runs["floor"] = (base, None)
             for other in others:
-                pair_runs[f"ours for {other[0]}"] = pair_runs[ours_label(other[5])]
+                pair_runs[f"ours for {other.name}"] = pair_runs[ours_label(other.names)]
             pairs.append(pair_runs)
 
         family_rows = []
@@ -557,8 +566,8 @@ def main() -> None:
 
     print()
     print(f"## size {size}: {sum(truth_counts.values()):,} records in the emulator")
-    for name, _, _, _, _, names in others:
-        print(f"\nstreams ours and {name} both have: {', '.join(names)}")
+    for other in others:
+        print(f"\nstreams ours and {other.name} both have: {', '.join(other.names)}")
     if not others:
         print(f"\nstreams: {', '.join(common)}")
     print()
@@ -566,7 +575,7 @@ def main() -> None:
     for run in runs:
         print(row(run))
     print()
-    for name, _, _, _, _, names in others:
+    for name, names in ((other.name, other.names) for other in others):
         title = {"official": "official (1.1.5)", "manifest": "manifest release"}[name]
         if len(ours_sets) > 1:
             print(f"over the {len(names)} streams ours and the {title} both have\n")
@@ -588,7 +597,7 @@ def main() -> None:
               f"{ours.steady_rps / base.steady_rps if base.steady_rps else 0:.2f}x | {ours.steady_rps:,.0f} | {base.steady_rps:,.0f} | "
               f"{f'{base.wall / ours.wall:.2f}x' if label.startswith('family') and ours.wall else 'n/a'} |")
     for pair in pairs:
-        for name, _, _, _, _, _ in others:
+        for name in (other.name for other in others):
             ours, theirs = pair[f"ours for {name}"][0], pair[name][0]
             for stream in sorted(set(ours.spans) & set(theirs.spans)):
                 if stream in SLOW_START_REPORTED:
@@ -598,7 +607,7 @@ def main() -> None:
     # Per stream, each full sync's records against ours over the same streams (a connector that reads less
     # than we do is not doing the same work), and ours against the emulator's truth.
     for pair in pairs:
-        for name, _, _, _, _, names in others:
+        for name, names in ((other.name, other.names) for other in others):
             ours, theirs = pair[f"ours for {name}"][0], pair[name][0]
             differing = [f"{s} (ours {ours.per_stream.get(s, 0):,}, {name} {theirs.per_stream.get(s, 0):,}, "
                          f"emulator {truth_counts.get(s, 0):,})" for s in names if ours.per_stream.get(s, 0) != theirs.per_stream.get(s, 0)]
