@@ -68,13 +68,6 @@ MANIFEST_VENV = BENCH / ".venv-manifest"
 MANIFEST_PACKAGE = "airbyte-cdk==7.23.1"
 # /v3/asm/suppressions as for 1.1.5: the release pages it with limit/offset (OffsetIncrement, 500 a page).
 MANIFEST_EXCLUDED = {"suppression_group_members": "the manifest release pages an unpaged endpoint: endless loop"}
-# What an AsyncRetriever's requesters read, as the stored manifest (manifest version 5.13.0) names it and as this
-# CDK names it: with the old names its contacts export never gets past the first poll.
-ASYNC_RENAMES = {
-    "urls_extractor": "download_target_extractor",
-    "stream_slice['create_job_response'].json()": "creation_response",
-    "stream_slice.extra_fields['url']": "download_target",
-}
 
 
 @dataclass
@@ -187,36 +180,7 @@ def manifest_config(official_config: dict, manifest_path: Path) -> dict:
     reads the same manifest from a file baked into the image; the source built from it is the same)."""
     import yaml
 
-    manifest = yaml.safe_load(manifest_path.read_text())
-    renamed = _rename_async(manifest, inside=False)
-    if renamed:
-        print(f"manifest: renamed in its AsyncRetriever for airbyte-cdk 7: {', '.join(sorted(renamed))}")
-    return {**official_config, "__injected_declarative_manifest": manifest}
-
-
-def _rename_async(node: Any, inside: bool) -> set:
-    """Rename, in place, the ASYNC_RENAMES keys and expressions under any AsyncRetriever; the names renamed."""
-    renamed = set()
-    if isinstance(node, dict):
-        inside = inside or node.get("type") == "AsyncRetriever"
-        for key in list(node):
-            if inside and key in ASYNC_RENAMES:
-                node[ASYNC_RENAMES[key]] = node.pop(key)
-                renamed.add(key)
-                key = ASYNC_RENAMES[key]
-            value = node[key]
-            if inside and isinstance(value, str):
-                for old, new in ASYNC_RENAMES.items():
-                    if old in value:
-                        value = value.replace(old, new)
-                        renamed.add(old)
-                node[key] = value
-            else:
-                renamed |= _rename_async(value, inside)
-    elif isinstance(node, list):
-        for item in node:
-            renamed |= _rename_async(item, inside)
-    return renamed
+    return {**official_config, "__injected_declarative_manifest": yaml.safe_load(manifest_path.read_text())}
 
 
 def ensure_venv(venv: Path, package: str) -> None:
