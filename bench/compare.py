@@ -1,7 +1,9 @@
-"""Benchmark: our connector against Airbyte's official airbyte-source-sendgrid 1.1.5, on the same emulator data.
+"""Benchmark: our connector against Airbyte's official airbyte-source-sendgrid 1.1.5 and, given its manifest,
+Airbyte's current manifest-only release, on the same emulator data.
 
     .venv/bin/python bench/compare.py            # the largest account (see LARGEST below); minutes
     .venv/bin/python bench/compare.py --quick    # a small account, to iterate
+    .venv/bin/python bench/compare.py --quick --manifest /work/bench-data/source-sendgrid-manifest.yaml
 
 It starts the emulator in this process, discovers the streams of both connectors, and for each scenario
 (no rate limit, then an emulator rate limit) runs a full sync and then an incremental sync (with the full
@@ -10,7 +12,9 @@ full sync fetched through bench/floor.py (the least work possible) and, per emul
 our connector alone with that floor. Records go to files and are counted after the clock stops.
 
 The official connector lives in bench/.venv-official (created on first use from PyPI) and is pointed at
-the emulator by bench/sitecustomize.py.
+the emulator by bench/sitecustomize.py. The manifest release is Airbyte's manifest.yaml (not in this repository,
+see docs/performance.md) run by airbyte-cdk's `source-declarative-manifest` from bench/.venv-manifest, pointed at
+the emulator the same way. Each of them is compared with a run of ours over the streams the two share.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import orjson
 
@@ -58,12 +62,19 @@ SLOW_START_REPORTED = ("contacts",)
 # limit/offset, which the endpoint ignores (it returns every member at once), so 1.1.5 asks for the
 # next offset forever once there are 500 members or more.
 OFFICIAL_EXCLUDED = {"suppression_group_members": "1.1.5 pages an unpaged endpoint: endless loop"}
+# The manifest release (airbyte/source-sendgrid 1.3.34) runs on the image airbyte/source-declarative-manifest:7.23.1,
+# i.e. this CDK's `source-declarative-manifest`.
+MANIFEST_VENV = BENCH / ".venv-manifest"
+MANIFEST_PACKAGE = "airbyte-cdk==7.23.1"
+# /v3/asm/suppressions as for 1.1.5: the release pages it with limit/offset (OffsetIncrement, 500 a page).
+MANIFEST_EXCLUDED = {"suppression_group_members": "the manifest release pages an unpaged endpoint: endless loop"}
 
 
 @dataclass
 class Run:
     label: str
     connector: str
+    streams: List[str] = field(default_factory=list)
     records: int = 0
     per_stream: Dict[str, int] = field(default_factory=dict)
     # First and last emitted_at (ms) per stream: a stream's own rate, e.g. contacts once the export is ready.
@@ -102,6 +113,15 @@ class Run:
     @property
     def per_1k(self) -> float:
         return 1000.0 * self.requests / self.records if self.records else float("nan")
+
+
+class Contender(NamedTuple):
+    name: str
+    command: List[str]
+    env: Optional[Dict[str, str]]
+    config: dict
+    streams: List[dict]  # as discovered
+    names: List[str]  # the streams it is compared on
 
 
 # --- the emulator ---------------------------------------------------------------------------------
@@ -147,15 +167,28 @@ def official_command() -> List[str]:
 
 
 def official_env(emulator: Emulator) -> Dict[str, str]:
+    """Also the manifest release's: both send to https://api.sendgrid.com, which sitecustomize.py redirects."""
     return {**os.environ, "PYTHONPATH": str(BENCH), "SENDGRID_BENCH_TARGET": emulator.url}
 
 
-def ensure_official() -> None:
-    if (OFFICIAL_VENV / "bin" / "python").exists():
+def manifest_command() -> List[str]:
+    return [str(MANIFEST_VENV / "bin" / "source-declarative-manifest")]
+
+
+def manifest_config(official_config: dict, manifest_path: Path) -> dict:
+    """The release's config with its manifest where `source-declarative-manifest` reads it (the Docker image
+    reads the same manifest from a file baked into the image; the source built from it is the same)."""
+    import yaml
+
+    return {**official_config, "__injected_declarative_manifest": yaml.safe_load(manifest_path.read_text())}
+
+
+def ensure_venv(venv: Path, package: str) -> None:
+    if (venv / "bin" / "python").exists():
         return
-    print(f"installing {OFFICIAL_PACKAGE} into {OFFICIAL_VENV} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(OFFICIAL_VENV)], check=True)
-    subprocess.run([str(OFFICIAL_VENV / "bin" / "pip"), "install", "-q", OFFICIAL_PACKAGE], check=True)
+    print(f"installing {package} into {venv} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", package], check=True)
 
 
 def run_process(args: Sequence[str], env: Optional[Dict[str, str]], stdout_path: Path, timeout: float):
@@ -280,7 +313,7 @@ def read_output(path: Path, run: Run) -> None:
 
 def sync(label: str, connector: str, command: List[str], env: Optional[dict], emulator: Emulator, config: dict,
          catalog: dict, state: Optional[List[dict]], workdir: Path, timeout: float) -> Run:
-    run = Run(label, connector)
+    run = Run(label, connector, [entry["stream"]["name"] for entry in catalog["streams"]])
     args = command + ["read", "--config", write(workdir / "config.json", config),
                       "--catalog", write(workdir / "catalog.json", catalog)]
     if state:
@@ -359,12 +392,16 @@ def main() -> None:
     parser.add_argument("--lookback-days", type=int,
                         help="our connector's `lookback_days` (default: the connector's default, 1): with 0, an "
                              "incremental sync with nothing new has no contact to re-read, so it needs no export")
-    parser.add_argument("--skip-official", action="store_true", help="only our connector and the floor")
+    parser.add_argument("--skip-official", action="store_true", help="leave out 1.1.5")
+    parser.add_argument("--manifest", type=Path, metavar="PATH",
+                        help="also run Airbyte's manifest-only release from this manifest.yaml (see docs/performance.md)")
     parser.add_argument("--skip-families", action="store_true", help="skip the per-family floor comparison")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed for one sync")
     parser.add_argument("--official-incremental-timeout", type=float,
                         help="seconds allowed for the official connector's incremental sync (it exports every contact "
                              "again: about 20 minutes for 1M); it is stopped after that and shown with its exit code")
+    parser.add_argument("--manifest-incremental-timeout", type=float,
+                        help="the same for the manifest release's incremental sync")
     args = parser.parse_args()
 
     largest = not args.quick and args.size is None
@@ -389,48 +426,74 @@ def main() -> None:
         workdir = Path(tmp)
         ours_streams = discover(ours_command(), ours_config, None, workdir)
         ours_names = [s["name"] for s in ours_streams]
-        common: List[str] = []
-        official_streams: List[dict] = []
-        if not args.skip_official:
-            ensure_official()
-            official_streams = discover(official_command(), official_config, official_env(emulator), workdir)
-            official_names = {s["name"] for s in official_streams}
-            common = [n for n in ours_names if n in official_names and n not in OFFICIAL_EXCLUDED and n in truth_counts]
-            print(f"streams both have (and the emulator serves): {', '.join(common)}")
-            for name, why in OFFICIAL_EXCLUDED.items():
-                if name in official_names:
-                    print(f"left out: {name} ({why})")
-        else:
-            common = [n for n in ours_names if n in truth_counts]
         if args.streams:
             unknown = set(args.streams) - set(ours_names)
             if unknown:
                 raise SystemExit(f"--streams: no such stream {sorted(unknown)}")
-            common = [n for n in common if n in args.streams]
+
+        def shared(streams: List[dict], excluded: Dict[str, str], who: str) -> List[str]:
+            """Our streams the other connector also has and the emulator serves, in our order."""
+            theirs = {s["name"] for s in streams}
+            names = [n for n in ours_names if n in theirs and n not in excluded and n in truth_counts
+                     and (not args.streams or n in args.streams)]
+            print(f"streams ours and {who} both have (and the emulator serves): {', '.join(names)}")
+            for name, why in excluded.items():
+                if name in theirs:
+                    print(f"left out for {who}: {name} ({why})")
+            return names
+
+        others: List[Contender] = []
+        if not args.skip_official:
+            ensure_venv(OFFICIAL_VENV, OFFICIAL_PACKAGE)
+            official_streams = discover(official_command(), official_config, official_env(emulator), workdir)
+            others.append(Contender("official", official_command(), official_env(emulator), official_config,
+                                    official_streams, shared(official_streams, OFFICIAL_EXCLUDED, "1.1.5")))
+        if args.manifest:
+            ensure_venv(MANIFEST_VENV, MANIFEST_PACKAGE)
+            config = manifest_config(official_config, args.manifest)
+            manifest_streams = discover(manifest_command(), config, official_env(emulator), workdir)
+            others.append(Contender("manifest", manifest_command(), official_env(emulator), config, manifest_streams,
+                                    shared(manifest_streams, MANIFEST_EXCLUDED, "the manifest release")))
+        # Ours runs once per distinct stream set, so that each ratio is over the same streams for both sides.
+        # The first set (1.1.5's, or else the manifest release's, or else all) also gets the page-replay floor.
+        ours_sets: List[List[str]] = []
+        for other in others:
+            if other.names not in ours_sets:
+                ours_sets.append(other.names)
+        if not ours_sets:
+            ours_sets.append([n for n in ours_names if n in truth_counts and (not args.streams or n in args.streams)])
+        common = ours_sets[0]
+        if len(ours_sets) > 1:
+            print("the manifest release shares other streams with ours than 1.1.5 does: ours runs once for each "
+                  "set, and each ratio is over its own set")
+
+        def ours_label(names: List[str]) -> str:
+            if names == common:
+                return "ours"
+            return "ours, " + " & ".join(other.name for other in others if other.names == names) + " streams"
 
         scenarios = [("full", 0, 0.0)]
-        if args.rate_limit and not args.skip_official:
+        if args.rate_limit and others:
             scenarios.append((f"full, {args.rate_limit} req/{args.rate_window:g}s", args.rate_limit, 0.0))
-        if args.latency and not args.skip_official:
+        if args.latency and others:
             scenarios.append((f"full, {args.latency * 1000:g} ms latency", 0, args.latency))
+        incremental_timeouts = {"official": args.official_incremental_timeout, "manifest": args.manifest_incremental_timeout}
         for scenario, limit, latency in scenarios:
             emulator.set_rate_limit(limit, args.rate_window) if limit else emulator.set_rate_limit(0)
             # Every response of the API (not the export files' host) waits `latency` seconds.
             emulator.set_faults({"slow": 1.0} if latency else {}, slow_seconds=latency)
             incremental_label = scenario.replace("full", "incremental")
             pair_runs = {}
-            contenders = [("official", official_command(), official_env(emulator), official_config, official_streams)] if not args.skip_official else []
-            contenders.append(("ours", ours_command(), None, ours_config, ours_streams))
-            for name, command, env, config, streams in contenders:
-                catalog = configured_catalog(streams, common)
+            contenders = list(others)
+            contenders += [Contender(ours_label(names), ours_command(), None, ours_config, ours_streams, names)
+                           for names in ours_sets]
+            for name, command, env, config, streams, names in contenders:
+                catalog = configured_catalog(streams, names)
                 since = time.time()
                 full = sync(scenario, name, command, env, emulator, config, catalog, None, workdir, args.timeout)
                 print(row(full), flush=True)
-                incremental_timeout = args.timeout
-                if name == "official" and args.official_incremental_timeout:
-                    incremental_timeout = args.official_incremental_timeout
                 incremental = sync(incremental_label, name, command, env, emulator, config, catalog, full.states, workdir,
-                                   incremental_timeout)
+                                   incremental_timeouts.get(name) or args.timeout)
                 print(row(incremental), flush=True)
                 runs += [full, incremental]
                 pair_runs[name] = (full, incremental)
@@ -439,6 +502,8 @@ def main() -> None:
                     print(row(base), flush=True)
                     runs.append(base)
                     pair_runs["floor"] = (base, None)
+            for other in others:
+                pair_runs[f"ours for {other.name}"] = pair_runs[ours_label(other.names)]
             pairs.append(pair_runs)
 
         family_rows = []
@@ -464,19 +529,24 @@ def main() -> None:
                 family_rows.append((family, ours, base))
 
     print()
-    print(f"## size {size}: {sum(truth_counts.values()):,} records in the emulator; "
-          f"common streams: {', '.join(common)}")
+    print(f"## size {size}: {sum(truth_counts.values()):,} records in the emulator")
+    for other in others:
+        print(f"\nstreams ours and {other.name} both have: {', '.join(other.names)}")
+    if not others:
+        print(f"\nstreams: {', '.join(common)}")
     print()
     print(HEADER)
     for run in runs:
         print(row(run))
     print()
-    if any("official" in p and "ours" in p for p in pairs):
-        print("| ours / official | records/s | requests | wall | CPU | peak RSS |\n|---|---:|---:|---:|---:|---:|")
+    for name, names in ((other.name, other.names) for other in others):
+        title = {"official": "official (1.1.5)", "manifest": "manifest release"}[name]
+        if len(ours_sets) > 1:
+            print(f"over the {len(names)} streams ours and the {title} both have\n")
+        print(f"| ours / {title} | records/s | requests | wall | CPU | peak RSS |\n|---|---:|---:|---:|---:|---:|")
         for pair in pairs:
-            if "official" in pair and "ours" in pair:
-                for ours, official in zip(pair["ours"], pair["official"]):
-                    print(ratio(ours, official))
+            for ours, theirs in zip(pair[f"ours for {name}"], pair[name]):
+                print(ratio(ours, theirs))
         print()
     # Records/s compares what each emits; the wall-time ratio (floor / ours) compares the time to go through the
     # same pages, which is the fairer measure where the two count records differently (stats rows are split
@@ -491,15 +561,24 @@ def main() -> None:
               f"{ours.steady_rps / base.steady_rps if base.steady_rps else 0:.2f}x | {ours.steady_rps:,.0f} | {base.steady_rps:,.0f} | "
               f"{f'{base.wall / ours.wall:.2f}x' if label.startswith('family') and ours.wall else 'n/a'} |")
     for pair in pairs:
-        if "official" in pair and "ours" in pair:
-            ours, official = pair["ours"][0], pair["official"][0]
-            for stream in sorted(set(ours.spans) & set(official.spans)):
+        for name in (other.name for other in others):
+            ours, theirs = pair[f"ours for {name}"][0], pair[name][0]
+            for stream in sorted(set(ours.spans) & set(theirs.spans)):
                 if stream in SLOW_START_REPORTED:
-                    mine, theirs = ours.stream_rate(stream), official.stream_rate(stream)
+                    mine, their_rate = ours.stream_rate(stream), theirs.stream_rate(stream)
                     print(f"\n{ours.label}: {stream} once the export is ready: ours {mine:,.0f} records/s, "
-                          f"official {theirs:,.0f} records/s: {mine / theirs if theirs else 0:.1f}x")
-    mismatched = [(r.connector, r.label) for r in runs if r.connector == "ours" and r.label.startswith("full")
-                  and any(r.per_stream.get(s, 0) != truth_counts.get(s, 0) for s in common)]
+                          f"{name} {their_rate:,.0f} records/s: {mine / their_rate if their_rate else 0:.1f}x")
+    # Per stream, each full sync's records against ours over the same streams (a connector that reads less
+    # than we do is not doing the same work), and ours against the emulator's truth.
+    for pair in pairs:
+        for name, names in ((other.name, other.names) for other in others):
+            ours, theirs = pair[f"ours for {name}"][0], pair[name][0]
+            differing = [f"{s} (ours {ours.per_stream.get(s, 0):,}, {name} {theirs.per_stream.get(s, 0):,}, "
+                         f"emulator {truth_counts.get(s, 0):,})" for s in names if ours.per_stream.get(s, 0) != theirs.per_stream.get(s, 0)]
+            if differing:
+                print(f"\n{ours.label}: records per stream differ between ours and {name}: {'; '.join(differing)}")
+    mismatched = [(r.connector, r.label) for r in runs if r.connector.startswith("ours") and r.label.startswith("full")
+                  and any(r.per_stream.get(s, 0) != truth_counts.get(s, 0) for s in r.streams)]
     if mismatched:
         print(f"\nWARNING: record counts differ from the emulator's truth in {mismatched}")
     emulator.stop()
