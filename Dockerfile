@@ -22,7 +22,7 @@ RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
 
 FROM python:3.11-slim
 LABEL io.airbyte.name="source-sendgrid/source-sendgrid" \
-      io.airbyte.version="0.3.0"
+      io.airbyte.version="0.3.1"
 # Airbyte runs source images as any user; a fixed unprivileged one (uid 1000) is enough here: the
 # connector only reads its mounted config, catalog and state, and writes to stdout.
 RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin airbyte
