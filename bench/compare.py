@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import orjson
+import requests
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -143,6 +144,20 @@ def emulator_counts(size: int, largest: bool, overrides: Dict[str, int]) -> Dict
                     break
     counts.update(overrides)
     return counts
+
+
+def write_export_files(emulator: Emulator) -> float:
+    """Have the emulator write its contacts export files now, before any timed sync (it keeps the files of
+    unchanged contacts), so that no connector's clock holds the emulator writing a million contacts: SendGrid
+    writes exports on its own servers, and a connector only waits for them. The seconds it took."""
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {FULL_ACCESS_KEY}"}
+    job = requests.post(f"{emulator.url}/v3/marketing/contacts/exports", json={"file_type": "csv"}, headers=headers,
+                        timeout=600).json()["id"]
+    while requests.get(f"{emulator.url}/v3/marketing/contacts/exports/{job}", headers=headers,
+                       timeout=600).json()["status"] != "ready":
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def request_total(emulator: Emulator) -> int:
@@ -412,7 +427,8 @@ def main() -> None:
     emulator = Emulator(size=size, seed=2024, counts=counts).start()
     truth_counts = {stream: len(records) for stream, records in emulator.truth().items()}
     print(f"emulator: size {size}, counts {counts or 'defaults'}, seeded in {time.monotonic() - started:.1f} s; "
-          f"{sum(truth_counts.values()):,} records in {len(truth_counts)} streams", flush=True)
+          f"{sum(truth_counts.values()):,} records in {len(truth_counts)} streams; contacts export files written in "
+          f"{write_export_files(emulator):.1f} s, before the syncs", flush=True)
 
     ours_config = {"api_key": FULL_ACCESS_KEY, "api_base_url": emulator.url, "start_date": START_DATE}
     if args.concurrency:

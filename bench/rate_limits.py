@@ -32,7 +32,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
-from compare import configured_catalog, discover, emulator_counts, ours_command, sync  # noqa: E402
+from compare import configured_catalog, discover, emulator_counts, ours_command, sync, write_export_files  # noqa: E402
 from sendgrid_emulator import FULL_ACCESS_KEY, Emulator  # noqa: E402
 from sendgrid_emulator.faults import REALISTIC_DEFAULT_LIMIT, REALISTIC_LIMITS  # noqa: E402
 
@@ -98,6 +98,7 @@ def shared(args: argparse.Namespace, workdir: Path) -> None:
 def realistic(args: argparse.Namespace, workdir: Path) -> None:
     counts = emulator_counts(args.size, args.largest, {"messages": args.realistic_messages})
     emulator = Emulator(size=args.size, seed=2024, counts=counts).start()
+    write_export_files(emulator)
     emulator.set_rate_limit(REALISTIC_DEFAULT_LIMIT, args.window, endpoint_limits=dict(REALISTIC_LIMITS))
     config = {"api_key": FULL_ACCESS_KEY, "api_base_url": emulator.url, "start_date": START_DATE}
     truth = {stream: len(records) for stream, records in emulator.truth().items()}

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.compare import START_DATE, emulator_counts, request_total  # noqa: E402
+from bench.compare import START_DATE, emulator_counts, request_total, write_export_files  # noqa: E402
 from sendgrid_emulator import Emulator  # noqa: E402
 from sendgrid_emulator.harness import catalog_for, config_for, run_cli  # noqa: E402
 
@@ -48,7 +48,8 @@ def main() -> None:
     size = args.size or 100_000
     started = time.monotonic()
     emulator = Emulator(size=size, seed=2024, counts=emulator_counts(size, largest, {})).start()
-    print(f"emulator: size {size}{' (largest account)' if largest else ''}, seeded in {time.monotonic() - started:.1f} s")
+    print(f"emulator: size {size}{' (largest account)' if largest else ''}, seeded in {time.monotonic() - started:.1f} s; "
+          f"contacts export files written in {write_export_files(emulator):.1f} s, before the syncs")
     try:
         config = config_for(emulator, start_date=START_DATE, lookback_days=1)
         with contextlib.redirect_stdout(io.StringIO()):  # discover, in this process, logs to stdout
