@@ -93,7 +93,8 @@ class MessageWindows:
             verdict = Verdict(whole=False, newer_than=oldest if may_read_down else None)
             kept = sum(1 for moment in times if math.floor(moment) > oldest) if may_read_down else 0
         else:
-            self._per_window = MESSAGES_PER_WINDOW
+            if not newest_first:
+                self._per_window = MESSAGES_PER_WINDOW  # no answer can be read down: stay under the cap
             verdict, kept = Verdict(whole=False), 0
         self._answer = (kept, verdict)
         return verdict
