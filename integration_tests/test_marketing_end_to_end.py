@@ -4,11 +4,11 @@ contacts export's whole life (pending, failure, expired links, gzip or plain, CS
 import time
 
 import pytest
-from airbyte_cdk.models import SyncMode
 
 from sendgrid_emulator import Emulator
 from sendgrid_emulator.harness import (
     config_for,
+    configured_stream,
     key_of,
     latest_states,
     read_in_process,
@@ -50,19 +50,7 @@ def catalog(config, streams, mode="incremental"):
         stream = stream_class(parsed, ScopeGate(lambda: None), RequestStats())
         if stream.name not in streams:
             continue
-        described = stream.as_airbyte_stream()
-        incremental = mode == "incremental" and SyncMode.incremental in described.supported_sync_modes
-        configured.append({
-            "stream": {"name": described.name, "json_schema": described.json_schema,
-                       "supported_sync_modes": [m.value for m in described.supported_sync_modes],
-                       "source_defined_cursor": described.source_defined_cursor,
-                       "default_cursor_field": described.default_cursor_field,
-                       "source_defined_primary_key": described.source_defined_primary_key},
-            "sync_mode": "incremental" if incremental else "full_refresh",
-            "destination_sync_mode": "append_dedup" if incremental else "overwrite",
-            **({"cursor_field": described.default_cursor_field} if incremental else {}),
-            "primary_key": described.source_defined_primary_key,
-        })
+        configured.append(configured_stream(stream.as_airbyte_stream(), mode))
     assert {c["stream"]["name"] for c in configured} == set(streams)
     return {"streams": configured}
 

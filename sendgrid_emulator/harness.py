@@ -29,26 +29,27 @@ def config_for(emulator: Emulator, **overrides: Any) -> Dict[str, Any]:
     return {"api_key": FULL_ACCESS_KEY, "api_base_url": emulator.url, "lookback_days": 0, **overrides}
 
 
+def configured_stream(stream: Any, mode: str = "incremental") -> Dict[str, Any]:
+    """One configured-catalog entry for a discovered stream (an AirbyteStream), incremental where it may be."""
+    incremental = mode == "incremental" and SyncMode.incremental in stream.supported_sync_modes
+    return {
+        "stream": {"name": stream.name, "json_schema": stream.json_schema,
+                   "supported_sync_modes": [m.value for m in stream.supported_sync_modes],
+                   "source_defined_cursor": stream.source_defined_cursor,
+                   "default_cursor_field": stream.default_cursor_field,
+                   "source_defined_primary_key": stream.source_defined_primary_key},
+        "sync_mode": "incremental" if incremental else "full_refresh",
+        "destination_sync_mode": "append_dedup" if incremental else "overwrite",
+        **({"cursor_field": stream.default_cursor_field} if incremental else {}),
+        **({"primary_key": stream.source_defined_primary_key} if stream.source_defined_primary_key else {}),
+    }
+
+
 def catalog_for(config: Mapping[str, Any], streams: Optional[Iterable[str]] = None, mode: str = "incremental") -> Dict[str, Any]:
     """A configured catalog from discover: every stream (or the named ones), incremental where supported."""
     found = discover(SourceSendgrid(), dict(config)).catalog.catalog.streams
     wanted = set(streams) if streams is not None else None
-    configured = []
-    for stream in found:
-        if wanted is not None and stream.name not in wanted:
-            continue
-        incremental = mode == "incremental" and SyncMode.incremental in stream.supported_sync_modes
-        configured.append({
-            "stream": {"name": stream.name, "json_schema": stream.json_schema,
-                       "supported_sync_modes": [m.value for m in stream.supported_sync_modes],
-                       "source_defined_cursor": stream.source_defined_cursor,
-                       "default_cursor_field": stream.default_cursor_field,
-                       "source_defined_primary_key": stream.source_defined_primary_key},
-            "sync_mode": "incremental" if incremental else "full_refresh",
-            "destination_sync_mode": "append_dedup" if incremental else "overwrite",
-            **({"cursor_field": stream.default_cursor_field} if incremental else {}),
-            **({"primary_key": stream.source_defined_primary_key} if stream.source_defined_primary_key else {}),
-        })
+    configured = [configured_stream(stream, mode) for stream in found if wanted is None or stream.name in wanted]
     if wanted is not None and len(configured) != len(wanted):
         raise AssertionError(f"streams not in discover: {wanted - {c['stream']['name'] for c in configured}}")
     return {"streams": configured}
